@@ -1,0 +1,61 @@
+# trapflow: `make demo` installs everything and runs the pipeline on the sample images;
+# `make test` runs the whole test suite (what CI runs).
+
+PYTHON  ?= python3
+VENV    := .venv
+BIN     := $(VENV)/bin
+UV_VERSION := 0.13.8
+# Sample images: any folder works, e.g. make demo SOURCE=/data/card-042
+SOURCE  ?= $(abspath ../shared/data/camtrap)
+LAYOUT  ?=
+
+# Models come from the mirror; this repo's checkouts use ../shared/models when it exists.
+ifneq ($(wildcard ../shared/models),)
+export TRAPFLOW_MODEL_MIRROR ?= $(abspath ../shared/models)
+endif
+export TRAPFLOW_HOME        ?= $(CURDIR)/.trapflow
+export PREFECT_HOME         ?= $(CURDIR)/.trapflow/prefect
+# Telemetry off for every process (see ../shared/docs/stack-notes.md §0)
+export DO_NOT_TRACK=1
+export PREFECT_SERVER_ANALYTICS_ENABLED=false
+export DBT_SEND_ANONYMOUS_USAGE_STATS=false
+export ORT_DISABLE_TELEMETRY=1
+export STREAMLIT_BROWSER_GATHER_USAGE_STATS=false
+
+.PHONY: install demo run test lint marts dashboard prefect-ui clean
+
+install: $(VENV)/.installed
+
+# uv installs the exact versions of uv.lock (pip would need minutes for the same set).
+$(VENV)/.installed: pyproject.toml uv.lock
+	@test -x .uv-bootstrap/bin/uv || { $(PYTHON) -m venv .uv-bootstrap && \
+	  .uv-bootstrap/bin/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION); }
+	UV_PROJECT_ENVIRONMENT=$(VENV) .uv-bootstrap/bin/uv sync --frozen --compile-bytecode \
+	  --python $(PYTHON)
+	@touch $@
+
+demo: install
+	$(BIN)/trapflow models pull mdlite_yolox_tiny yolox_nano_coco
+	$(BIN)/trapflow run --source "$(SOURCE)" --once $(if $(LAYOUT),--layout '$(LAYOUT)',)
+
+run: demo
+
+test: install
+	$(BIN)/pytest
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+marts: install
+	$(BIN)/trapflow marts
+
+dashboard: install
+	$(BIN)/trapflow dashboard
+
+prefect-ui: install
+	$(BIN)/prefect server start --host 127.0.0.1 --port 4200
+
+clean:
+	rm -rf .trapflow .pytest_cache .mypy_cache .ruff_cache

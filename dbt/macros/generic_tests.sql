@@ -1,0 +1,31 @@
+{#- Generic data tests (vendored here: no dbt hub packages offline). -#}
+
+{% test unique_combination_of_columns(model, combination_of_columns) %}
+    {%- set columns_csv = combination_of_columns | join(', ') %}
+
+    with
+
+    validation as (
+        select
+            {{ columns_csv }},
+            count(*) as n_records
+        from {{ model }}
+        group by {{ columns_csv }}
+        having count(*) > 1
+    )
+
+    select * from validation
+{% endtest %}
+
+{% test expression_is_true(model, expression, column_name=none) %}
+
+    with
+
+    validation as (
+        select *
+        from {{ model }}
+        where not coalesce(({{ expression }}), false)
+    )
+
+    select * from validation
+{% endtest %}

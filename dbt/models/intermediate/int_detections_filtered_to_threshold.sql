@@ -1,0 +1,114 @@
+{#- The boxes that count: for each category only the model chosen by the vars
+    (animal_detector, person_vehicle_detector), only at or above the category's
+    threshold (detection_thresholds), and only from the latest version of that model
+    run on the media (so a re-run with a newer model version does not count twice). -#}
+{%- set rules = detection_rules() -%}
+
+with
+
+detections as (
+    select * from {{ ref('stg_pipeline__detections') }}
+),
+
+media as (
+    select * from {{ ref('stg_pipeline__media') }}
+),
+
+detection_rules as (
+    select
+        category,
+        model_name,
+        min_confidence
+    from (
+        values
+        {%- for rule in rules %}
+            (
+                '{{ rule.category }}',
+                '{{ rule.model_name | replace("'", "''") }}',
+                cast({{ rule.min_confidence }} as double)
+            ){{ "," if not loop.last }}
+        {%- endfor %}
+    ) as rules (category, model_name, min_confidence)
+),
+
+model_versions_run as (
+    select
+        media_id,
+        model_name,
+        model_version,
+        max(detected_at) as last_detected_at
+    from detections
+    group by media_id, model_name, model_version
+),
+
+latest_model_versions as (
+    select
+        media_id,
+        model_name,
+        model_version
+    from model_versions_run
+    qualify row_number() over (
+        partition by media_id, model_name
+        order by last_detected_at desc, model_version desc
+    ) = 1
+),
+
+counted as (
+    select
+        detections.*,
+        detection_rules.min_confidence
+    from detections
+    inner join detection_rules
+        on
+            detections.category = detection_rules.category
+            and detections.model_name = detection_rules.model_name
+    inner join latest_model_versions
+        on
+            detections.media_id = latest_model_versions.media_id
+            and detections.model_name = latest_model_versions.model_name
+            and detections.model_version = latest_model_versions.model_version
+    where detections.confidence >= detection_rules.min_confidence
+),
+
+joined as (
+    select
+        ----------  ids
+        counted.detection_id,
+        counted.media_id,
+        media.site_id,
+        media.camera_id,
+        counted.run_id,
+
+        ----------  model
+        counted.model_name,
+        counted.model_version,
+        counted.model_ref,
+
+        ----------  what was found
+        counted.category,
+        counted.category_id,
+        counted.label,
+        counted.confidence,
+        counted.min_confidence,
+
+        ----------  box
+        counted.bbox_x,
+        counted.bbox_y,
+        counted.bbox_w,
+        counted.bbox_h,
+        counted.bbox_area,
+        counted.frame_number,
+
+        ----------  dates (camera-local)
+        media.captured_on,
+
+        ----------  timestamps
+        media.captured_at,
+        counted.detected_at
+
+    from counted
+    inner join media
+        on counted.media_id = media.media_id
+)
+
+select * from joined

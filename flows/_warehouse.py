@@ -1,0 +1,152 @@
+"""The DuckDB warehouse: schema, bulk loads in one transaction per batch, and run records.
+
+DuckDB allows one writer process, and a reader also blocks a writer, so connections here are
+short-lived and opening one retries with backoff while another process holds the file.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+SCHEMA_SQL = Path(__file__).with_name("_schema.sql")
+
+LOCK_WAIT_S = 60.0
+
+
+class WarehouseBusyError(RuntimeError):
+    """Another process held the warehouse for longer than we waited."""
+
+
+@contextmanager
+def connect(
+    path: Path, *, read_only: bool = False, wait_s: float = LOCK_WAIT_S
+) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A connection that is closed on exit; waits while another process holds the lock."""
+    if not read_only:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    deadline = time.monotonic() + wait_s
+    delay = 0.05
+    while True:
+        try:
+            con = duckdb.connect(str(path), read_only=read_only)
+            break
+        except duckdb.IOException as exc:
+            if "lock" not in str(exc).lower() or time.monotonic() > deadline:
+                if "lock" in str(exc).lower():
+                    raise WarehouseBusyError(
+                        f"the warehouse {path} stayed locked by another process for {wait_s:.0f} s "
+                        f"({exc}). Stop the other writer (a second 'trapflow run', or a dbt "
+                        "build) and try again."
+                    ) from exc
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 1.0)
+    try:
+        yield con
+    finally:
+        con.close()
+
+
+def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute(SCHEMA_SQL.read_text(encoding="utf-8"))
+
+
+def known_files(con: duckdb.DuckDBPyConnection, source_uri: str) -> dict[str, tuple[int, Any]]:
+    """Path -> (size, mtime) of every file already seen under this source."""
+    rows = con.execute(
+        "select file_path, file_size, file_modified_at from raw.media_files where source_uri = ?",
+        [source_uri],
+    ).fetchall()
+    return {path: (size, mtime) for path, size, mtime in rows}
+
+
+def known_media(con: duckdb.DuckDBPyConnection, media_ids: Sequence[str]) -> set[str]:
+    if not media_ids:
+        return set()
+    table = pa.table({"media_id": pa.array(list(media_ids), pa.string())})
+    con.register("_ids", table)
+    try:
+        rows = con.execute(
+            "select m.media_id from raw.media m join _ids using (media_id)"
+        ).fetchall()
+    finally:
+        con.unregister("_ids")
+    return {r[0] for r in rows}
+
+
+def _table(rows: list[dict[str, Any]], con: duckdb.DuckDBPyConnection, name: str) -> pa.Table:
+    """Rows as an Arrow table typed like the warehouse table (missing keys are null)."""
+    columns = con.execute(
+        "select column_name from information_schema.columns "
+        "where table_schema = 'raw' and table_name = ? order by ordinal_position",
+        [name],
+    ).fetchall()
+    names = [c[0] for c in columns]
+    target = con.sql(f"select * from raw.{name} limit 0").to_arrow_table().schema
+    arrays = {n: pa.array([r.get(n) for r in rows], type=target.field(n).type) for n in names}
+    return pa.table(arrays)
+
+
+def load_batch(
+    con: duckdb.DuckDBPyConnection,
+    *,
+    media: list[dict[str, Any]],
+    detections: list[dict[str, Any]],
+    quarantine: list[dict[str, Any]],
+    files: list[dict[str, Any]],
+) -> dict[str, int]:
+    """Write one batch atomically: all of it or none. Re-loading the same rows adds nothing."""
+    counts: dict[str, int] = {}
+    con.execute("begin transaction")
+    try:
+        for name, rows, verb in (
+            ("media", media, "insert or ignore"),
+            ("detections", detections, "insert or ignore"),
+            ("quarantine", quarantine, "insert or ignore"),
+            ("media_files", files, "insert or replace"),
+        ):
+            if not rows:
+                counts[name] = 0
+                continue
+            before = _count(con, name)
+            con.register("_batch", _table(rows, con, name))
+            con.execute(f"{verb} into raw.{name} by name select * from _batch")
+            con.unregister("_batch")
+            counts[name] = _count(con, name) - before
+        con.execute("commit")
+    except BaseException:
+        con.execute("rollback")
+        raise
+    return counts
+
+
+def _count(con: duckdb.DuckDBPyConnection, name: str) -> int:
+    row = con.execute(f"select count(*) from raw.{name}").fetchone()
+    return int(row[0]) if row else 0
+
+
+def start_run(
+    con: duckdb.DuckDBPyConnection,
+    run_id: str,
+    source_uri: str,
+    flow_run_id: str | None,
+    started_at: datetime,
+) -> None:
+    con.execute(
+        "insert or replace into raw.runs (run_id, flow_run_id, source_uri, started_at, status) "
+        "values (?, ?, ?, ?, 'running')",
+        [run_id, flow_run_id, source_uri, started_at],
+    )
+
+
+def finish_run(con: duckdb.DuckDBPyConnection, run_id: str, values: dict[str, Any]) -> None:
+    columns = ", ".join(f"{k} = ?" for k in values)
+    con.execute(f"update raw.runs set {columns} where run_id = ?", [*values.values(), run_id])

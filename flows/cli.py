@@ -1,0 +1,304 @@
+"""``trapflow``: the command line.
+
+trapflow run --source DIR --once      process everything new under DIR, then exit
+trapflow serve --source DIR --interval 60
+trapflow marts | summary | dashboard | config
+trapflow models list | pull | verify
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+import flows  # noqa: F401  (switches telemetry off before anything else is imported)
+from flows.settings import REPO_ROOT, Settings, load_settings
+
+app = typer.Typer(
+    name="trapflow",
+    help="Camera-trap images in, detections and daily population marts out.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+models_app = typer.Typer(help="The model registry: list, pull from the mirror, verify.")
+app.add_typer(models_app, name="models")
+console = Console()
+err = Console(stderr=True)
+
+WarehouseOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--warehouse", "-w", help="DuckDB file (env TRAPFLOW_WAREHOUSE).", show_default=False
+    ),
+]
+SourceOpt = Annotated[
+    str | None,
+    typer.Option("--source", "-s", help="Folder or URL to poll (env TRAPFLOW_SOURCE)."),
+]
+LayoutOpt = Annotated[
+    str | None,
+    typer.Option("--layout", help="Folder pattern for site/camera, e.g. '{site}/{camera}/...'."),
+]
+
+
+def _fail(message: str) -> typer.Exit:
+    err.print(f"[bold red]error:[/] {message}")
+    return typer.Exit(code=1)
+
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    from flows._dbt import DbtBuildError
+    from flows._models import ModelsUnavailableError
+    from flows._warehouse import WarehouseBusyError
+    from models_ml.registry import ModelFetchError, ModelVerificationError
+
+    return (
+        FileNotFoundError, NotADirectoryError, PermissionError, DbtBuildError,
+        ModelsUnavailableError, WarehouseBusyError, ModelFetchError, ModelVerificationError,
+    )  # fmt: skip
+
+
+@app.command()
+def run(
+    source: SourceOpt = None,
+    warehouse: WarehouseOpt = None,
+    layout: LayoutOpt = None,
+    once: Annotated[
+        bool, typer.Option("--once/--watch", help="Process what is new and exit, or keep polling.")
+    ] = True,
+    interval: Annotated[int | None, typer.Option(help="Seconds between polls (--watch).")] = None,
+    marts: Annotated[bool, typer.Option("--marts/--no-marts", help="Run dbt build after.")] = True,
+    batch_size: Annotated[int | None, typer.Option(help="Images per batch.")] = None,
+) -> None:
+    """Process everything new under the source: EXIF, detections, warehouse, marts."""
+    settings = load_settings(
+        source=source,
+        warehouse=warehouse,
+        layout=layout,
+        build_marts=marts,
+        batch_size=batch_size,
+        interval=interval,
+    )
+    from flows.ingest import ingest
+
+    while True:
+        try:
+            summary = ingest(
+                source=settings.source, warehouse=str(settings.warehouse_path),
+                layout=settings.layout, build=settings.build_marts,
+                batch_size=settings.batch_size,
+            )  # fmt: skip
+        except _user_errors() as exc:
+            raise _fail(str(exc)) from None
+        _print_summary(settings, summary)
+        if once:
+            return
+        time.sleep(settings.interval)
+
+
+@app.command()
+def serve(
+    source: SourceOpt = None,
+    warehouse: WarehouseOpt = None,
+    layout: LayoutOpt = None,
+    interval: Annotated[int | None, typer.Option(help="Seconds between polls.")] = None,
+    name: Annotated[str, typer.Option(help="Deployment name.")] = "trapflow-ingest",
+) -> None:
+    """Keep polling as a Prefect served flow (a deployment with an interval schedule)."""
+    settings = load_settings(source=source, warehouse=warehouse, layout=layout, interval=interval)
+    from flows.ingest import ingest
+
+    console.print(
+        f"Serving [bold]ingest/{name}[/] every {settings.interval} s on {settings.source}; "
+        "Ctrl-C stops it. Runs show in the Prefect UI (prefect server start)."
+    )
+    ingest.serve(
+        name=name,
+        interval=settings.interval,
+        parameters={
+            "source": settings.source,
+            "warehouse": str(settings.warehouse_path),
+            "layout": settings.layout,
+        },
+    )
+
+
+@app.command("marts")
+def marts_cmd(warehouse: WarehouseOpt = None) -> None:
+    """Rebuild the dbt marts (dbt build: models and tests)."""
+    from flows._dbt import DbtBuildError, run_dbt
+
+    settings = load_settings(warehouse=warehouse)
+    if not settings.warehouse_path.exists():
+        raise _fail(f"no warehouse at {settings.warehouse_path}: run 'trapflow run' first")
+    try:
+        result = run_dbt(settings, "build")
+    except DbtBuildError as exc:
+        raise _fail(str(exc)) from None
+    console.print(f"dbt build passed in {result.seconds:.1f} s ({settings.warehouse_path})")
+
+
+@app.command()
+def summary(warehouse: WarehouseOpt = None) -> None:
+    """What the warehouse holds: images, detections, sites, days, quarantine."""
+    settings = load_settings(warehouse=warehouse)
+    _print_summary(settings, None)
+
+
+@app.command()
+def dashboard(
+    warehouse: WarehouseOpt = None,
+    port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 8501,
+) -> None:
+    """Open the Streamlit dashboard on the warehouse's marts."""
+    settings = load_settings(warehouse=warehouse)
+    env = {**os.environ, "TRAPFLOW_WAREHOUSE": str(settings.warehouse_path)}
+    argv = [
+        sys.executable, "-m", "streamlit", "run", str(REPO_ROOT / "dashboard" / "streamlit_app.py"),
+        "--server.headless", "true", "--server.address", "127.0.0.1",
+        "--server.port", str(port), "--browser.gatherUsageStats", "false",
+    ]  # fmt: skip
+    console.print(f"Dashboard on http://127.0.0.1:{port} (Ctrl-C stops it)")
+    raise typer.Exit(subprocess.call(argv, env=env))
+
+
+@app.command()
+def config() -> None:
+    """Show the effective settings and where each can be set."""
+    settings = load_settings()
+    table = Table("setting", "value", "env", title="trapflow settings")
+    for name in Settings.model_fields:
+        table.add_row(name, str(getattr(settings, name)), f"TRAPFLOW_{name.upper()}")
+    console.print(table)
+    console.print(f"warehouse file: {settings.warehouse_path}\nmodel folder: {settings.model_path}")
+
+
+@models_app.command("list")
+def models_list() -> None:
+    """Every model in the registry and whether a verified copy is here."""
+    from models_ml import registry
+
+    settings = load_settings()
+    table = Table("model", "kind", "version", "size", "licence", "here", "from")
+    for spec in registry.load_manifest().values():
+        ok = registry.verify(spec, settings.model_path).ok
+        table.add_row(
+            spec.name, spec.kind, spec.version, f"{spec.size / 1e6:.1f} MB", spec.licence,
+            "[green]verified[/]" if ok else "[yellow]missing[/]",
+            spec.url or "mirror",
+        )  # fmt: skip
+    console.print(table)
+    console.print(f"model folder: {settings.model_path}; mirror: {settings.model_mirror or '-'}")
+
+
+@models_app.command("pull")
+def models_pull(
+    names: Annotated[
+        list[str] | None, typer.Argument(help="Models to pull (default: all).")
+    ] = None,
+) -> None:
+    """Copy or download models from the mirror, checking every SHA-256."""
+    from models_ml import registry
+
+    settings = load_settings()
+    manifest = registry.load_manifest()
+    wanted = names or list(manifest)
+    unknown = [n for n in wanted if n not in manifest]
+    if unknown:
+        raise _fail(f"unknown model(s) {', '.join(unknown)}; known: {', '.join(manifest)}")
+    if not settings.model_mirror:
+        raise _fail("no model mirror: set TRAPFLOW_MODEL_MIRROR to a folder or http(s) URL")
+    for name in wanted:
+        spec = manifest[name]
+        try:
+            path = registry.pull(spec, settings.model_path, settings.model_mirror)
+        except _user_errors() as exc:
+            raise _fail(str(exc)) from None
+        console.print(f"[green]verified[/] {spec.model_id} -> {path}")
+
+
+@models_app.command("verify")
+def models_verify() -> None:
+    """Re-check the SHA-256 of every model present; exit 1 if any is wrong."""
+    from models_ml import registry
+
+    settings = load_settings()
+    bad = 0
+    for spec in registry.load_manifest().values():
+        result = registry.verify(spec, settings.model_path)
+        console.print(
+            f"{'[green]ok[/]' if result.ok else '[red]FAIL[/]'} {spec.name}: {result.detail}"
+        )
+        bad += not result.ok
+    if bad:
+        raise typer.Exit(1)
+
+
+def _print_summary(settings: Settings, run: Any) -> None:
+    from flows._summary import summarize
+
+    s = summarize(settings.warehouse_path)
+    if run is not None:
+        st = run.stats
+        console.rule(f"[bold]trapflow run {run.run_id[:8]}")
+        console.print(
+            f"source     {run.source_uri}: {run.files_listed} media files, {run.files_new} new "
+            f"or changed ({run.other_files} other files ignored)"
+        )
+        console.print(
+            f"this run   {st.images} images processed, {st.duplicates} duplicates, "
+            f"{st.quarantined} quarantined, {st.warnings} with warnings, {st.detections} boxes"
+        )
+        if run.duration_s:
+            console.print(
+                f"time       {run.duration_s:.1f} s = {run.images_per_s:.2f} images/s end to end "
+                f"(list {run.list_s:.1f} s, read+decode {st.read_s:.1f} s, "
+                f"detect {st.detect_s:.1f} s, load {st.load_s:.1f} s, marts {run.marts_s:.1f} s)"
+            )
+    console.rule("[bold]warehouse")
+    sources = ", ".join(f"{k}: {v}" for k, v in s.timestamp_sources.items()) or "-"
+    console.print(f"images     {s.images} (timestamps from {sources})")
+    if s.marts_built:
+        for category, images, boxes in s.categories:
+            console.print(f"{category:<10} {images} images, {boxes} boxes above threshold")
+        labels = ", ".join(f"{lab} ({n})" for _c, lab, n in s.labels)
+        console.print(f"labels     {labels or '-'}")
+        console.print(
+            f"sites      {s.sites} sites, {s.cameras} cameras, {s.days} days "
+            f"({s.first_day} .. {s.last_day})"
+        )
+    else:
+        console.print("marts      not built yet: run 'trapflow marts'")
+    skipped = sum(n for _r, a, n in s.quarantined if a == "skipped")
+    console.print(
+        f"quarantine {skipped} files skipped"
+        + (
+            ": " + ", ".join(f"{r} {n}" for r, a, n in s.quarantined if a == "skipped")
+            if skipped
+            else ""
+        )
+    )
+    warned = [(r, n) for r, a, n in s.quarantined if a != "skipped"]
+    if warned:
+        console.print(
+            "warnings   "
+            + ", ".join(f"{r} {n}" for r, n in warned)
+            + " (processed; see raw.quarantine)"
+        )
+    console.print(f"warehouse  {s.warehouse}")
+    console.print(f"dashboard  trapflow dashboard --warehouse {s.warehouse}")
+    home = os.environ.get("PREFECT_HOME", "~/.prefect")
+    console.print(f"Prefect UI PREFECT_HOME={home} prefect server start  ->  http://127.0.0.1:4200")
+
+
+def main() -> None:
+    app()

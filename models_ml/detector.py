@@ -1,0 +1,304 @@
+"""YOLOX-family object detectors run with onnxruntime: preprocess -> predict -> postprocess.
+
+One class covers every detector in the manifest; ``spec.output.decoder`` picks the layout:
+
+* ``yolox_decoded``: ``[N, A, 5 + C]`` with cx, cy, w, h already in input pixels, then
+  objectness and class scores (sigmoided). MegadetectorLite.
+* ``yolov5``: the same layout as exported by YOLOv5 (MegaDetector v5); without labels in the
+  spec the classes are MegaDetector's 0 animal, 1 person, 2 vehicle.
+* ``yolox_raw``: the raw YOLOX head ``[N, A, 5 + C]``; boxes are decoded here over the
+  stride-8/16/32 grids (``xy = (xy + grid) * stride``, ``wh = exp(wh) * stride``).
+
+Score = objectness x best class score; per-class NMS; at most ``max_detections`` boxes per
+image; boxes are normalised to the image that was passed in (display orientation).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from PIL import Image
+
+from ._boxes import batched_nms, cxcywh_to_xyxy, to_normalised_xywh
+from ._imageops import letterbox
+from ._types import CATEGORY_IDS, BBox, Detection, PreprocessedImage
+from .registry import ModelSpec
+from .session import create_session
+
+#: MegaDetector v5/v6 class order (model output index -> class name = category).
+MD_CLASS_NAMES: tuple[str, ...] = ("animal", "person", "vehicle")
+
+DECODERS = frozenset({"yolox_decoded", "yolox_raw", "yolov5"})
+DEFAULT_CONF_FLOOR = 0.05
+DEFAULT_MAX_DETECTIONS = 100
+_MAX_LOG_WH = 50.0  # exp() input cap for raw-head widths/heights (float32 overflows at ~88)
+
+FloatArray = npt.NDArray[np.float32]
+
+
+@lru_cache(maxsize=16)
+def _grid(width: int, height: int, strides: tuple[int, ...]) -> tuple[FloatArray, FloatArray]:
+    """Per-anchor grid cell (x, y) and stride of a raw YOLOX head at this input size.
+
+    Anchors run over the strides in order, each grid row by row (index = y * grid_w + x).
+    The arrays are read-only because they are shared between threads.
+    """
+    cells: list[FloatArray] = []
+    steps: list[FloatArray] = []
+    for stride in strides:
+        gw, gh = width // stride, height // stride
+        ys, xs = np.meshgrid(np.arange(gh), np.arange(gw), indexing="ij")
+        cells.append(np.stack([xs.ravel(), ys.ravel()], axis=1).astype(np.float32))
+        steps.append(np.full((gw * gh, 1), stride, dtype=np.float32))
+    grid, stride_col = np.concatenate(cells), np.concatenate(steps)
+    grid.flags.writeable = False
+    stride_col.flags.writeable = False
+    return grid, stride_col
+
+
+def decode_yolox_raw(
+    raw: FloatArray, width: int, height: int, strides: Sequence[int]
+) -> FloatArray:
+    """Decode the box columns of a raw YOLOX head ``[A, 5 + C]`` (``raw`` is not modified).
+
+    Returns a copy with cx, cy, w, h in input pixels; the score columns are unchanged.
+    """
+    grid, stride = _grid(width, height, tuple(strides))
+    if raw.shape[0] != grid.shape[0]:
+        raise ValueError(
+            f"raw head has {raw.shape[0]} anchors but a {width}x{height} input with strides "
+            f"{tuple(strides)} gives {grid.shape[0]}"
+        )
+    out = np.array(raw, dtype=np.float32, copy=True)
+    out[:, 0:2] = (out[:, 0:2] + grid) * stride
+    out[:, 2:4] = np.exp(np.minimum(out[:, 2:4], _MAX_LOG_WH)) * stride
+    return out
+
+
+class YoloxDetector:
+    """A YOLOX/YOLOv5-layout detector over one onnxruntime session (thread-safe, reusable).
+
+    Build it with :meth:`from_spec`; the constructor does no I/O. ``class_categories[i]`` is
+    the MegaDetector category (animal/person/vehicle) of model class ``i``, or None to drop it.
+    """
+
+    def __init__(
+        self,
+        spec: ModelSpec,
+        session: Any,
+        class_names: Sequence[str],
+        class_categories: Sequence[str | None],
+        *,
+        max_detections: int = DEFAULT_MAX_DETECTIONS,
+        max_batch: int = 8,
+    ) -> None:
+        if spec.output.decoder not in DECODERS:
+            raise ValueError(
+                f"{spec.name}: decoder {spec.output.decoder!r} is not a detector decoder "
+                f"({', '.join(sorted(DECODERS))})"
+            )
+        if len(class_names) != len(class_categories):
+            raise ValueError(
+                f"{len(class_names)} class names but {len(class_categories)} categories"
+            )
+        unknown = {c for c in class_categories if c is not None and c not in CATEGORY_IDS}
+        if unknown:
+            raise ValueError(f"unknown categories {sorted(unknown)}; use {sorted(CATEGORY_IDS)}")
+        if spec.input.channels not in ("RGB", "BGR") or spec.input.scale != "0-255":
+            raise ValueError(
+                f"{spec.name}: detector input must be RGB/BGR 0-255, got "
+                f"{spec.input.channels} {spec.input.scale}"
+            )
+        self.spec = spec
+        self.session = session
+        self.class_names: tuple[str, ...] = tuple(class_names)
+        self.class_categories: tuple[str | None, ...] = tuple(class_categories)
+        self.max_detections = max_detections
+        self.max_batch = max(1, max_batch)
+        self._kept_classes = np.array([c is not None for c in class_categories], dtype=bool)
+        self._check_session()
+
+    # ----------------------------------------------------------------- construction
+    @classmethod
+    def from_spec(
+        cls,
+        spec: ModelSpec,
+        model_dir: Path,
+        *,
+        session: Any = None,
+        intra_op_threads: int | None = None,
+        providers: Sequence[str] | None = None,
+        class_names: Sequence[str] | None = None,
+        groups: Mapping[str, Sequence[int]] | None = None,
+        max_detections: int = DEFAULT_MAX_DETECTIONS,
+    ) -> YoloxDetector:
+        """Create the detector for ``spec`` with its files under ``model_dir`` (mirror layout).
+
+        Class names come from ``class_names``, else ``spec.labels``, else ``spec.labels_file``,
+        else (``yolov5`` only) MegaDetector's. The class -> category map comes from ``groups``
+        (category -> class indices; others are dropped), else ``spec.groups_file`` (JSON of
+        the same shape), else ``spec.categories`` (class name -> category), else MegaDetector's
+        identity for ``yolov5``. ``session`` reuses an existing onnxruntime session.
+        """
+        model_dir = Path(model_dir)
+        names = _class_names(spec, model_dir, class_names)
+        categories = _class_categories(spec, model_dir, names, groups)
+        if session is None:
+            session = create_session(
+                model_dir / spec.file, providers=providers, intra_op_threads=intra_op_threads
+            )
+        return cls(spec, session, names, categories, max_detections=max_detections)
+
+    def _check_session(self) -> None:
+        inputs = {i.name: i for i in self.session.get_inputs()}
+        outputs = {o.name: o for o in self.session.get_outputs()}
+        spec = self.spec
+        if spec.input.name not in inputs or spec.output.name not in outputs:
+            raise ValueError(
+                f"{spec.name}: the model has inputs {sorted(inputs)} and outputs "
+                f"{sorted(outputs)}; the manifest expects input {spec.input.name!r}, "
+                f"output {spec.output.name!r}"
+            )
+        last = outputs[spec.output.name].shape[-1]
+        if isinstance(last, int) and last != 5 + len(self.class_names):
+            raise ValueError(
+                f"{spec.name}: output has {last} columns per anchor, expected 5 + "
+                f"{len(self.class_names)} classes"
+            )
+
+    # ----------------------------------------------------------------- properties
+    @property
+    def model_id(self) -> str:
+        return self.spec.model_id
+
+    @property
+    def input_size(self) -> tuple[int, int]:
+        """Model input (width, height)."""
+        return self.spec.input.size
+
+    # ----------------------------------------------------------------- the three verbs
+    def preprocess(self, img: Image.Image) -> PreprocessedImage:
+        """Letterbox an RGB image to the model input: float32 ``[3, H, W]``, 0-255."""
+        inp = self.spec.input
+        canvas, ratio = letterbox(img, inp.size, inp.pad_value, inp.placement)
+        if inp.channels == "BGR":
+            canvas = canvas[:, :, ::-1]
+        arr = np.ascontiguousarray(canvas.transpose(2, 0, 1), dtype=np.float32)
+        return PreprocessedImage(arr=arr, ratio=ratio, orig_width=img.width, orig_height=img.height)
+
+    def predict(self, batch: Sequence[PreprocessedImage]) -> list[FloatArray]:
+        """Run the model; one raw ``[A, 5 + C]`` array per image (batched when the model allows)."""
+        step = self.max_batch if self.spec.input.dynamic_batch else 1
+        results: list[FloatArray] = []
+        for start in range(0, len(batch), step):
+            x = np.stack([p.arr for p in batch[start : start + step]])
+            (out,) = self.session.run([self.spec.output.name], {self.spec.input.name: x})
+            results.extend(np.asarray(out, dtype=np.float32))
+        return results
+
+    def postprocess(
+        self, raw: FloatArray, pre: PreprocessedImage, conf_floor: float = DEFAULT_CONF_FLOOR
+    ) -> list[Detection]:
+        """Decode, score, NMS and normalise one image's raw output into detections.
+
+        Every box with score >= ``conf_floor`` in a mapped class survives (thresholds are
+        applied downstream), highest first, at most ``max_detections``.
+        """
+        raw = np.asarray(raw, dtype=np.float32)
+        if raw.ndim == 3 and raw.shape[0] == 1:
+            raw = raw[0]
+        n_classes = len(self.class_names)
+        if raw.ndim != 2 or raw.shape[1] != 5 + n_classes:
+            raise ValueError(
+                f"{self.spec.name}: raw output shape {raw.shape}, expected [A, {5 + n_classes}]"
+            )
+        if self.spec.output.decoder == "yolox_raw":
+            _, height, width = pre.arr.shape
+            raw = decode_yolox_raw(raw, width, height, self.spec.output.strides)
+        class_idx = np.argmax(raw[:, 5:], axis=1)
+        scores = raw[:, 4] * raw[np.arange(raw.shape[0]), 5 + class_idx]
+        keep = (scores >= conf_floor) & self._kept_classes[class_idx]
+        keep &= np.isfinite(raw[:, :5]).all(axis=1) & np.isfinite(scores)
+        boxes = cxcywh_to_xyxy(raw[keep, 0:4])
+        scores, class_idx = scores[keep], class_idx[keep]
+        order = batched_nms(boxes, scores, class_idx, self.spec.output.nms_iou)
+        order = order[: self.max_detections]
+        xywh, kept = to_normalised_xywh(boxes[order], pre.ratio, pre.orig_width, pre.orig_height)
+        detections = []
+        for (x, y, w, h), i in zip(xywh.tolist(), order[kept].tolist(), strict=True):
+            c = int(class_idx[i])
+            detections.append(
+                Detection(
+                    category=self.class_categories[c] or "",  # unmapped classes filtered above
+                    label=self.class_names[c],
+                    confidence=float(scores[i]),
+                    bbox=BBox(x, y, w, h),
+                    model=self.spec.model_id,
+                )
+            )
+        return detections
+
+    def detect(self, img: Image.Image, conf_floor: float = DEFAULT_CONF_FLOOR) -> list[Detection]:
+        """preprocess -> predict -> postprocess for one RGB image."""
+        pre = self.preprocess(img)
+        return self.postprocess(self.predict([pre])[0], pre, conf_floor)
+
+    def detect_batch(
+        self, images: Sequence[Image.Image], conf_floor: float = DEFAULT_CONF_FLOOR
+    ) -> list[list[Detection]]:
+        """:meth:`detect` for several images, batched when the model has a dynamic batch."""
+        pres = [self.preprocess(img) for img in images]
+        raws = self.predict(pres)
+        return [self.postprocess(r, p, conf_floor) for r, p in zip(raws, pres, strict=True)]
+
+    def __repr__(self) -> str:
+        w, h = self.input_size
+        return f"YoloxDetector({self.model_id}, {w}x{h}, {self.spec.output.decoder})"
+
+
+def _class_names(spec: ModelSpec, model_dir: Path, given: Sequence[str] | None) -> tuple[str, ...]:
+    if given is not None:
+        return tuple(given)
+    if spec.labels:
+        return spec.labels
+    if spec.labels_file:
+        path = model_dir / spec.labels_file
+        lines = path.read_text(encoding="utf-8").splitlines()
+        return tuple(line.strip() for line in lines if line.strip())
+    if spec.output.decoder == "yolov5":
+        return MD_CLASS_NAMES
+    raise ValueError(f"{spec.name}: no class names (labels, labels_file or class_names=)")
+
+
+def _class_categories(
+    spec: ModelSpec,
+    model_dir: Path,
+    names: Sequence[str],
+    groups: Mapping[str, Sequence[int]] | None,
+) -> tuple[str | None, ...]:
+    if groups is None and spec.groups_file:
+        data = json.loads((model_dir / spec.groups_file).read_text(encoding="utf-8"))
+        groups = {k: v for k, v in data.items() if k in CATEGORY_IDS}
+    if groups is not None:
+        categories: list[str | None] = [None] * len(names)
+        for category, indices in groups.items():
+            if category not in CATEGORY_IDS:
+                raise ValueError(f"unknown category {category!r} in groups")
+            for i in indices:
+                if not 0 <= int(i) < len(names):
+                    raise ValueError(f"class index {i} out of range for {len(names)} classes")
+                if categories[int(i)] is not None:
+                    raise ValueError(f"class {names[int(i)]!r} is in two groups")
+                categories[int(i)] = category
+        return tuple(categories)
+    if spec.categories:
+        return tuple(spec.categories.get(name) for name in names)
+    if spec.output.decoder == "yolov5" and tuple(names) == MD_CLASS_NAMES:
+        return MD_CLASS_NAMES
+    raise ValueError(f"{spec.name}: no class -> category map (categories, groups_file or groups=)")

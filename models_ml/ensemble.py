@@ -1,0 +1,119 @@
+"""Several detectors over one photo, each trusted for some MegaDetector categories.
+
+The default pairs MegadetectorLite (``animal``) with YOLOX-nano COCO (``person`` and
+``vehicle``, plus its COCO animal classes as a second opinion, labelled e.g. ``dog``).
+Sessions are created once in :meth:`DetectorEnsemble.from_models_dir`; :meth:`detect` is
+cheap per image and thread-safe.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from PIL import Image
+
+from ._types import CATEGORY_IDS, Detection
+from .detector import DEFAULT_CONF_FLOOR, YoloxDetector
+from .registry import ModelSpec, load_manifest
+
+DEFAULT_ANIMAL_MODEL = "mdlite_yolox_tiny"
+DEFAULT_GENERAL_MODEL = "yolox_nano_coco"
+
+
+@dataclass(frozen=True)
+class EnsembleMember:
+    """One detector and the categories whose boxes are kept from it."""
+
+    detector: YoloxDetector
+    categories: frozenset[str]
+
+
+class DetectorEnsemble:
+    """Run every member detector on a photo and keep each one's trusted categories."""
+
+    def __init__(self, members: Iterable[tuple[YoloxDetector, Iterable[str]]]) -> None:
+        self.members: tuple[EnsembleMember, ...] = tuple(
+            EnsembleMember(detector, frozenset(categories)) for detector, categories in members
+        )
+        if not self.members:
+            raise ValueError("an ensemble needs at least one detector")
+        for member in self.members:
+            unknown = member.categories - CATEGORY_IDS.keys()
+            if unknown or not member.categories:
+                raise ValueError(
+                    f"{member.detector.model_id}: categories {sorted(member.categories)} must be "
+                    f"a non-empty subset of {sorted(CATEGORY_IDS)}"
+                )
+
+    @classmethod
+    def from_models_dir(
+        cls,
+        model_dir: Path,
+        manifest: Mapping[str, ModelSpec] | None = None,
+        animal_model: str = DEFAULT_ANIMAL_MODEL,
+        general_model: str | None = DEFAULT_GENERAL_MODEL,
+        intra_op_threads: int | None = None,
+        *,
+        general_categories: Sequence[str] = ("person", "vehicle", "animal"),
+        providers: Sequence[str] | None = None,
+    ) -> DetectorEnsemble:
+        """Load the animal detector (kept for ``animal``) and the general detector.
+
+        The general detector is kept for ``general_categories``: by default person and vehicle,
+        plus animal as a second opinion; drop ``"animal"`` to trust only the animal model.
+        ``general_model=None`` runs the animal detector alone.
+        """
+        specs = manifest if manifest is not None else load_manifest()
+        members: list[tuple[YoloxDetector, Iterable[str]]] = [
+            (_load(specs, animal_model, model_dir, intra_op_threads, providers), ("animal",))
+        ]
+        if general_model is not None:
+            general = _load(specs, general_model, model_dir, intra_op_threads, providers)
+            members.append((general, general_categories))
+        return cls(members)
+
+    @property
+    def detectors(self) -> tuple[YoloxDetector, ...]:
+        return tuple(m.detector for m in self.members)
+
+    @property
+    def model_ids(self) -> tuple[str, ...]:
+        """``name@version`` of each member, in run order."""
+        return tuple(m.detector.model_id for m in self.members)
+
+    @property
+    def draft_size(self) -> tuple[int, int]:
+        """The largest model input (width, height): pass it to ``decode_rgb(draft_size=)``."""
+        sizes = [m.detector.input_size for m in self.members]
+        return max(w for w, _ in sizes), max(h for _, h in sizes)
+
+    def detect(self, img: Image.Image, conf_floor: float = DEFAULT_CONF_FLOOR) -> list[Detection]:
+        """All kept boxes from every member (member order, then confidence, highest first)."""
+        detections: list[Detection] = []
+        for member in self.members:
+            found = member.detector.detect(img, conf_floor)
+            detections.extend(d for d in found if d.category in member.categories)
+        return detections
+
+    def __repr__(self) -> str:
+        parts = ", ".join(f"{m.detector.model_id}: {sorted(m.categories)}" for m in self.members)
+        return f"DetectorEnsemble({parts})"
+
+
+def _load(
+    specs: Mapping[str, ModelSpec],
+    name: str,
+    model_dir: Path,
+    intra_op_threads: int | None,
+    providers: Sequence[str] | None,
+) -> YoloxDetector:
+    if name not in specs:
+        raise KeyError(f"model {name!r} is not in the manifest (have: {sorted(specs)})")
+    spec = specs[name]
+    if spec.kind != "detector":
+        raise ValueError(f"model {name!r} is a {spec.kind}, not a detector")
+    return YoloxDetector.from_spec(
+        spec, Path(model_dir), intra_op_threads=intra_op_threads, providers=providers
+    )

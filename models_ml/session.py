@@ -1,0 +1,53 @@
+"""The one place an onnxruntime session is created (explicit providers, fixed thread policy)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")  # must precede the onnxruntime import
+
+import onnxruntime as ort
+
+CPU = "CPUExecutionProvider"
+CUDA = "CUDAExecutionProvider"
+
+
+def default_providers() -> list[str]:
+    """CUDA first when this onnxruntime build has it, then CPU (always present)."""
+    available = ort.get_available_providers()
+    return [CUDA, CPU] if CUDA in available else [CPU]
+
+
+def create_session(
+    path: Path | str,
+    providers: Sequence[str] | None = None,
+    intra_op_threads: int | None = None,
+) -> ort.InferenceSession:
+    """Load the ONNX model at ``path`` into an inference session.
+
+    ``providers`` defaults to :func:`default_providers`; each one given must be available in
+    the installed onnxruntime. ``intra_op_threads`` None/0 means onnxruntime's default (one per
+    physical core); keep ``intra_op_threads x concurrent callers <= cores``. ``run()`` on the
+    returned session is thread-safe, so create it once and share it.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"ONNX model not found: {path}")
+    available = ort.get_available_providers()
+    chosen = list(providers) if providers is not None else default_providers()
+    missing = [p for p in chosen if p not in available]
+    if missing or not chosen:
+        raise ValueError(
+            f"execution providers {missing or chosen} are not available in this onnxruntime "
+            f"build (available: {available})"
+        )
+    if intra_op_threads is not None and intra_op_threads < 0:
+        raise ValueError(f"intra_op_threads must be >= 0, got {intra_op_threads}")
+    options = ort.SessionOptions()
+    options.inter_op_num_threads = 1
+    options.intra_op_num_threads = intra_op_threads or 0
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.log_severity_level = 3  # errors only
+    return ort.InferenceSession(str(path), sess_options=options, providers=chosen)

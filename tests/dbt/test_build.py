@@ -1,0 +1,424 @@
+"""`dbt build` end to end: a real DuckDB file with raw.* from flows/_schema.sql, a hand-made
+fixture, dbt run as a subprocess (as the flows run it), then the marts read back read-only.
+
+The fixture (2 sites, 2 camera-local days) puts boxes from both detectors around the default
+thresholds (animal 0.25, person 0.5, vehicle 0.5) so every rule shows in the expected rows:
+thresholds are inclusive, the other model's boxes of a category are never counted, an older
+model version's boxes of a re-run media are not counted twice, a burst of two distinct files
+with the same timestamp counts as two images, and a byte-identical copy is one media row.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+DBT_PROJECT_DIR = REPO_ROOT / "dbt"
+RAW_SCHEMA_SQL = REPO_ROOT / "flows" / "_schema.sql"
+DBT_EXECUTABLE = Path(sys.executable).parent / "dbt"
+
+MDLITE = ("mdlite_yolox_tiny", "20220528")
+COCO = ("yolox_nano_coco", "0.1.1rc0")
+RUN_ID = "run-1"
+SOURCE_URI = "/data/cards"
+
+FCT_COLUMNS = (
+    "images",
+    "detections",
+    "max_count_in_image",
+    "cameras",
+    "first_seen_at",
+    "last_seen_at",
+    "mean_confidence",
+    "max_confidence",
+)
+
+
+def sha(name: str) -> str:
+    return hashlib.sha256(name.encode()).hexdigest()
+
+
+def ts(text: str) -> datetime:
+    return datetime.fromisoformat(text)
+
+
+# ----------------------------------------------------------------------------- fixture rows
+
+# (name, site, camera, captured_at or None, timestamp_source)
+MEDIA = [
+    ("m1", "S1", "C1", "2024-06-01 06:10:00", "exif"),
+    ("m2", "S1", "C1", "2024-06-01 06:10:00", "exif"),  # burst: same camera and second, other bytes
+    ("m3", "S1", "C2", "2024-06-01 23:59:59.500", "exif"),  # last half-second of the local day
+    ("m4", "S1", "C1", "2024-06-02 00:00:01", "mtime"),
+    ("m5", "S2", "C3", "2024-06-01 12:00:00", "exif"),
+    ("m6", "S2", "C3", "2024-06-02 08:00:00", "exif"),  # empty image: no boxes at all
+    ("m7", "S2", "C3", "2024-06-02 09:00:00", "exif"),
+    ("m8", "S2", "C3", None, "mtime"),  # no usable timestamp: in dim_media, not in the fact
+    ("m9", "S2", "C4", "2024-06-01 14:30:00", "exif"),
+]
+
+# (media, (model, version), category, label, confidence[, detected_at])
+DETECTIONS: list[tuple[Any, ...]] = [
+    ("m1", MDLITE, "animal", "animal", 0.80),
+    ("m1", MDLITE, "animal", "animal", 0.30),
+    ("m1", MDLITE, "animal", "animal", 0.20),  # below 0.25
+    ("m1", COCO, "animal", "dog", 0.90),  # second opinion: never counted
+    ("m2", MDLITE, "animal", "animal", 0.25),  # exactly at the threshold: counted
+    ("m3", MDLITE, "animal", "animal", 0.60),
+    ("m3", COCO, "person", "person", 0.55),
+    ("m3", COCO, "person", "person", 0.45),  # below 0.5
+    ("m4", COCO, "vehicle", "car", 0.70),
+    ("m4", COCO, "vehicle", "truck", 0.50),  # exactly at the threshold
+    ("m4", COCO, "vehicle", "car", 0.49),  # below 0.5
+    ("m4", MDLITE, "animal", "animal", 0.24),  # below 0.25
+    ("m5", MDLITE, "animal", "animal", 0.95, "2024-06-03 10:00:00"),
+    ("m5", MDLITE, "animal", "animal", 0.85, "2024-06-03 10:00:00"),
+    ("m5", MDLITE, "animal", "animal", 0.75, "2024-06-03 10:00:00"),
+    # the same image run a day earlier with an older MegadetectorLite: not counted again
+    ("m5", ("mdlite_yolox_tiny", "20210101"), "animal", "animal", 0.90, "2024-06-02 10:00:00"),
+    ("m5", ("mdlite_yolox_tiny", "20210101"), "animal", "animal", 0.90, "2024-06-02 10:00:00"),
+    ("m5", COCO, "person", "person", 0.30),  # below 0.5
+    ("m7", COCO, "person", "person", 0.99),
+    ("m7", MDLITE, "animal", "animal", 0.26),
+    ("m7", COCO, "animal", "bird", 0.80),  # second opinion: never counted
+    ("m8", MDLITE, "animal", "animal", 0.90),
+    ("m9", MDLITE, "animal", "animal", 0.50),
+]
+
+CATEGORY_IDS = {"animal": 1, "person": 2, "vehicle": 3}
+
+
+def media_rows() -> list[dict[str, Any]]:
+    rows = []
+    for name, site, camera, captured_at, timestamp_source in MEDIA:
+        rows.append(
+            {
+                "media_id": sha(name),
+                "source_uri": SOURCE_URI,
+                "file_path": f"{site}/{camera}/{name}.JPG",
+                "file_name": f"{name}.JPG",
+                "file_extension": "jpg",
+                "file_size": 123_456,
+                "file_modified_at": ts("2024-06-05 12:00:00"),
+                "media_type": "image",
+                "image_format": "JPEG",
+                "site_id": site,
+                "camera_id": camera,
+                "captured_at": ts(captured_at) if captured_at else None,
+                "timestamp_source": timestamp_source,
+                "timestamp_tag": "DateTimeOriginal" if timestamp_source == "exif" else None,
+                "latitude": -1.5 if site == "S1" else None,
+                "longitude": 36.8 if site == "S1" else None,
+                "camera_make": "Browning",
+                "camera_model": "BTC-8E",
+                "camera_serial": f"SN-{camera}",
+                "width": 1920,
+                "height": 1080,
+                "orientation": 1,
+                "run_id": RUN_ID,
+                "ingested_at": ts("2024-06-05 12:00:00"),
+            }
+        )
+    return rows
+
+
+def detection_rows() -> list[dict[str, Any]]:
+    rows = []
+    box_index: dict[tuple[str, str, str], int] = {}
+    for media, (model, version), category, label, confidence, *rest in DETECTIONS:
+        key = (media, model, version)
+        index = box_index[key] = box_index.get(key, -1) + 1
+        rows.append(
+            {
+                "detection_id": hashlib.md5(
+                    f"{sha(media)}|{model}@{version}|{index}".encode(), usedforsecurity=False
+                ).hexdigest(),
+                "media_id": sha(media),
+                "model_name": model,
+                "model_version": version,
+                "category": category,
+                "category_id": CATEGORY_IDS[category],
+                "label": label,
+                "confidence": confidence,
+                "bbox_x": 0.1,
+                "bbox_y": 0.2,
+                "bbox_w": 0.3,
+                "bbox_h": 0.4,
+                "frame_number": None,
+                "run_id": RUN_ID,
+                "detected_at": ts(rest[0] if rest else "2024-06-05 12:00:00"),
+            }
+        )
+    return rows
+
+
+def bookkeeping_rows() -> dict[str, list[dict[str, Any]]]:
+    seen = ts("2024-06-05 12:00:00")
+    files = [
+        {
+            "source_uri": SOURCE_URI,
+            "file_path": row["file_path"],
+            "file_size": row["file_size"],
+            "file_modified_at": row["file_modified_at"],
+            "media_id": row["media_id"],
+            "status": "ingested",
+            "run_id": RUN_ID,
+            "seen_at": seen,
+        }
+        for row in media_rows()
+    ]
+    # a byte-identical copy of m1 under another name: the same media row, no extra counts
+    files.append({**files[0], "file_path": "S1/C1/copy of m1.JPG", "status": "duplicate"})
+    files.append(
+        {
+            **files[0],
+            "file_path": "S1/C1/empty.JPG",
+            "file_size": 0,
+            "media_id": None,
+            "status": "quarantined",
+        }
+    )
+    quarantine = [
+        {
+            "quarantine_id": hashlib.md5(b"empty", usedforsecurity=False).hexdigest(),
+            "source_uri": SOURCE_URI,
+            "file_path": "S1/C1/empty.JPG",
+            "media_id": None,
+            "file_size": 0,
+            "reason": "empty_file",
+            "error": "the file is empty; re-copy it from the card",
+            "action": "skipped",
+            "run_id": RUN_ID,
+            "quarantined_at": seen,
+        }
+    ]
+    runs = [
+        {
+            "run_id": RUN_ID,
+            "source_uri": SOURCE_URI,
+            "started_at": ts("2024-06-05 11:59:00"),
+            "finished_at": seen,
+            "status": "completed",
+            "files_listed": len(files),
+            "model_versions": "mdlite_yolox_tiny@20220528, yolox_nano_coco@0.1.1rc0",
+        }
+    ]
+    return {"media_files": files, "quarantine": quarantine, "runs": runs}
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def create_warehouse(path: Path, tables: dict[str, list[dict[str, Any]]]) -> Path:
+    """Create raw.* exactly as the flows do (flows/_schema.sql) and insert the given rows."""
+    with duckdb.connect(str(path)) as con:
+        con.execute(RAW_SCHEMA_SQL.read_text(encoding="utf-8"))
+        for table, rows in tables.items():
+            for row in rows:
+                columns = ", ".join(row)
+                marks = ", ".join("?" for _ in row)
+                con.execute(
+                    f"insert into raw.{table} ({columns}) values ({marks})", list(row.values())
+                )
+    return path
+
+
+def full_fixture() -> dict[str, list[dict[str, Any]]]:
+    return {"media": media_rows(), "detections": detection_rows(), **bookkeeping_rows()}
+
+
+def dbt_build(warehouse: Path, work_dir: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    """Run `dbt build` the way the flows do: a subprocess, target/ and logs/ outside the repo."""
+    argv = [
+        str(DBT_EXECUTABLE),
+        "build",
+        "--project-dir", str(DBT_PROJECT_DIR),
+        "--profiles-dir", str(DBT_PROJECT_DIR),
+        "--target-path", str(work_dir / "target"),
+        "--log-path", str(work_dir / "logs"),
+        "--no-use-colors",
+        "--warn-error",
+        *extra,
+    ]  # fmt: skip
+    env = {
+        **os.environ,
+        "TRAPFLOW_WAREHOUSE": str(warehouse),
+        "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+    }
+    return subprocess.run(
+        argv, cwd=work_dir, env=env, capture_output=True, text=True, timeout=180, check=False
+    )
+
+
+def assert_built(result: subprocess.CompletedProcess[str]) -> None:
+    assert result.returncode == 0, (
+        f"dbt build failed:\n{result.stdout[-6000:]}\n{result.stderr[-2000:]}"
+    )
+    assert "ERROR=0" in result.stdout and "WARN=0" in result.stdout, result.stdout[-3000:]
+
+
+def read_daily_population(warehouse: Path) -> dict[tuple[str, str, str, str], dict[str, Any]]:
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        rows = con.execute(
+            f"select captured_on, site_id, category, label, {', '.join(FCT_COLUMNS)}"
+            " from marts.fct_daily_population"
+        ).fetchall()
+    return {
+        (captured_on.isoformat(), site, category, label): dict(
+            zip(FCT_COLUMNS, values, strict=True)
+        )
+        for captured_on, site, category, label, *values in rows
+    }
+
+
+def population_row(
+    images: int, max_count: int, cameras: int, first: str, last: str, confidences: list[float]
+) -> dict[str, Any]:
+    """An expected fct_daily_population row; `confidences` are the counted boxes."""
+    return {
+        "images": images,
+        "detections": len(confidences),
+        "max_count_in_image": max_count,
+        "cameras": cameras,
+        "first_seen_at": ts(first),
+        "last_seen_at": ts(last),
+        "mean_confidence": pytest.approx(sum(confidences) / len(confidences)),
+        "max_confidence": pytest.approx(max(confidences)),
+    }
+
+
+# ----------------------------------------------------------------------------- tests
+
+S1_DAY1, S1_DAY1_END = "2024-06-01 06:10:00", "2024-06-01 23:59:59.5"
+S1_DAY2 = "2024-06-02 00:00:01"
+S2_DAY1, S2_DAY1_END, S2_DAY2 = "2024-06-01 12:00:00", "2024-06-01 14:30:00", "2024-06-02 09:00:00"
+
+EXPECTED_DEFAULT = {
+    # m1 (0.80, 0.30) + m2 (0.25, at the threshold) + m3 (0.60); m1's 0.20 and COCO dog are out
+    ("2024-06-01", "S1", "animal", "animal"): population_row(
+        3, 2, 2, S1_DAY1, S1_DAY1_END, [0.80, 0.30, 0.25, 0.60]
+    ),
+    ("2024-06-01", "S1", "person", "person"): population_row(
+        1, 1, 1, S1_DAY1_END, S1_DAY1_END, [0.55]
+    ),
+    ("2024-06-02", "S1", "vehicle", "car"): population_row(1, 1, 1, S1_DAY2, S1_DAY2, [0.70]),
+    ("2024-06-02", "S1", "vehicle", "truck"): population_row(1, 1, 1, S1_DAY2, S1_DAY2, [0.50]),
+    # m5 (3 boxes of the latest version; the older version's 2 are not counted) + m9 on C4
+    ("2024-06-01", "S2", "animal", "animal"): population_row(
+        2, 3, 2, S2_DAY1, S2_DAY1_END, [0.95, 0.85, 0.75, 0.50]
+    ),
+    ("2024-06-02", "S2", "animal", "animal"): population_row(1, 1, 1, S2_DAY2, S2_DAY2, [0.26]),
+    ("2024-06-02", "S2", "person", "person"): population_row(1, 1, 1, S2_DAY2, S2_DAY2, [0.99]),
+}
+
+
+@pytest.fixture(scope="module")
+def built_warehouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    work_dir = tmp_path_factory.mktemp("dbt_default")
+    warehouse = create_warehouse(work_dir / "warehouse.duckdb", full_fixture())
+    assert_built(dbt_build(warehouse, work_dir))
+    return warehouse
+
+
+def test_daily_population_counts_with_default_vars(built_warehouse: Path) -> None:
+    assert read_daily_population(built_warehouse) == EXPECTED_DEFAULT
+
+
+def test_marts_land_in_the_marts_schema_with_the_contract_types(built_warehouse: Path) -> None:
+    with duckdb.connect(str(built_warehouse), read_only=True) as con:
+        relations = set(
+            con.execute(
+                "select table_schema, table_name, table_type from information_schema.tables"
+                " where table_schema != 'raw'"
+            ).fetchall()
+        )
+        fct_types = con.execute(
+            "select column_name, data_type from information_schema.columns"
+            " where table_schema = 'marts' and table_name = 'fct_daily_population'"
+            " order by ordinal_position"
+        ).fetchall()
+    assert {
+        ("marts", "fct_daily_population", "BASE TABLE"),
+        ("marts", "dim_media", "BASE TABLE"),
+        ("intermediate", "int_detections_filtered_to_threshold", "VIEW"),
+        ("staging", "stg_pipeline__media", "VIEW"),
+        ("staging", "stg_pipeline__detections", "VIEW"),
+    } <= relations
+    assert {schema for schema, _, _ in relations} == {"staging", "intermediate", "marts"}
+    assert fct_types == [
+        ("captured_on", "DATE"),
+        ("site_id", "VARCHAR"),
+        ("category", "VARCHAR"),
+        ("label", "VARCHAR"),
+        ("images", "BIGINT"),
+        ("detections", "BIGINT"),
+        ("max_count_in_image", "BIGINT"),
+        ("cameras", "BIGINT"),
+        ("first_seen_at", "TIMESTAMP"),
+        ("last_seen_at", "TIMESTAMP"),
+        ("mean_confidence", "DOUBLE"),
+        ("max_confidence", "DOUBLE"),
+    ]
+
+
+def test_dim_media_has_one_row_per_media_with_counted_boxes(built_warehouse: Path) -> None:
+    with duckdb.connect(str(built_warehouse), read_only=True) as con:
+        rows = con.execute(
+            "select media_id, site_id, camera_id, captured_on, has_animal, has_person,"
+            " has_vehicle, n_animals, n_persons, n_vehicles from marts.dim_media"
+        ).fetchall()
+    by_media = {media_id: rest for media_id, *rest in rows}
+    names = {sha(name): name for name, *_ in MEDIA}
+    assert len(rows) == len(MEDIA)  # the duplicate file is not a second media row
+    got = {names[media_id]: tuple(rest) for media_id, rest in by_media.items()}
+    d1, d2 = date(2024, 6, 1), date(2024, 6, 2)
+    assert got == {
+        "m1": ("S1", "C1", d1, True, False, False, 2, 0, 0),
+        "m2": ("S1", "C1", d1, True, False, False, 1, 0, 0),
+        "m3": ("S1", "C2", d1, True, True, False, 1, 1, 0),
+        "m4": ("S1", "C1", d2, False, False, True, 0, 0, 2),
+        "m5": ("S2", "C3", d1, True, False, False, 3, 0, 0),
+        "m6": ("S2", "C3", d2, False, False, False, 0, 0, 0),
+        "m7": ("S2", "C3", d2, True, True, False, 1, 1, 0),
+        "m8": ("S2", "C3", None, True, False, False, 1, 0, 0),
+        "m9": ("S2", "C4", d1, True, False, False, 1, 0, 0),
+    }
+
+
+def test_threshold_vars_change_the_counts(tmp_path: Path) -> None:
+    warehouse = create_warehouse(tmp_path / "warehouse.duckdb", full_fixture())
+    thresholds = {"detection_thresholds": {"animal": 0.9, "person": 0.5, "vehicle": 0.5}}
+    assert_built(dbt_build(warehouse, tmp_path, "--vars", json.dumps(thresholds)))
+
+    # persons and vehicles are unchanged
+    expected = {key: row for key, row in EXPECTED_DEFAULT.items() if key[2] != "animal"}
+    # only m5's 0.95 reaches 0.9; the COCO dog (0.90) and bird (0.80) are still not counted
+    expected[("2024-06-01", "S2", "animal", "animal")] = population_row(
+        1, 1, 1, S2_DAY1, S2_DAY1, [0.95]
+    )
+    assert read_daily_population(warehouse) == expected
+
+
+def test_incomplete_threshold_vars_fail_loudly(tmp_path: Path) -> None:
+    warehouse = create_warehouse(tmp_path / "warehouse.duckdb", {})
+    result = dbt_build(warehouse, tmp_path, "--vars", '{"detection_thresholds": {"animal": 0.9}}')
+    assert result.returncode != 0
+    assert "no threshold for 'person'" in result.stdout
+
+
+def test_build_on_an_empty_raw_schema(tmp_path: Path) -> None:
+    warehouse = create_warehouse(tmp_path / "warehouse.duckdb", {})
+    assert_built(dbt_build(warehouse, tmp_path))
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        assert con.execute("select count(*) from marts.fct_daily_population").fetchone() == (0,)
+        assert con.execute("select count(*) from marts.dim_media").fetchone() == (0,)

@@ -1,0 +1,80 @@
+"""Fixtures for the flow tests: Prefect's test harness and one real ingest of the samples."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pytest
+from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
+from prefect.testing.utilities import prefect_test_harness
+
+
+@pytest.fixture(scope="session")
+def prefect_harness() -> Iterator[None]:
+    """A temporary Prefect API for the whole session (one server start, ~8 s on 2 cores)."""
+    with (
+        prefect_test_harness(server_startup_timeout=90),
+        temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}),
+    ):
+        yield
+
+
+@pytest.fixture(scope="session")
+def pulled_models(tmp_path_factory: pytest.TempPathFactory, model_mirror: Path) -> Path:
+    """The two detectors, pulled once per session from the mirror into a temp model folder."""
+    from models_ml import registry
+
+    model_dir = tmp_path_factory.mktemp("models")
+    manifest = registry.load_manifest()
+    for name in ("mdlite_yolox_tiny", "yolox_nano_coco"):
+        registry.pull(manifest[name], model_dir, str(model_mirror))
+    return model_dir
+
+
+@pytest.fixture(scope="session")
+def trapflow_env(pulled_models: Path, model_mirror: Path) -> Iterator[dict[str, str]]:
+    """Environment every in-process run of the session uses (models from the temp folder)."""
+    env = {"TRAPFLOW_MODEL_DIR": str(pulled_models), "TRAPFLOW_MODEL_MIRROR": str(model_mirror)}
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    yield env
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
+@pytest.fixture(scope="session")
+def sample_run(
+    prefect_harness: None,
+    trapflow_env: dict[str, str],
+    camtrap_dir: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> dict[str, Any]:
+    """One real ingest of every sample image, with the marts built (shared by many tests)."""
+    from flows.ingest import ingest
+
+    warehouse = tmp_path_factory.mktemp("sample") / "warehouse.duckdb"
+    summary = ingest(source=str(camtrap_dir), warehouse=str(warehouse))
+    return {"summary": summary, "warehouse": warehouse}
+
+
+def query(warehouse: Path, sql: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        return con.execute(sql, params or []).fetchall()
+
+
+def copy_samples(camtrap_dir: Path, dest: Path, paths: list[str]) -> list[Path]:
+    out = []
+    for rel in paths:
+        target = dest / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(camtrap_dir / rel, target)
+        out.append(target)
+    return out
