@@ -73,7 +73,11 @@ class BatchContext:
 
 @lru_cache(maxsize=4)
 def load_ensemble(
-    model_dir: Path, animal_model: str, general_model: str, intra_op_threads: int
+    model_dir: Path,
+    animal_model: str,
+    general_model: str,
+    intra_op_threads: int,
+    person_cue_model: str | None = None,
 ) -> DetectorEnsemble:
     """The detectors of this process: onnxruntime sessions are created once, then reused."""
     return DetectorEnsemble.from_models_dir(
@@ -81,6 +85,7 @@ def load_ensemble(
         animal_model=animal_model,
         general_model=general_model,
         intra_op_threads=intra_op_threads or None,
+        person_cue_model=person_cue_model or None,
     )
 
 

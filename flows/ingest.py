@@ -77,7 +77,7 @@ def ingest(
     )  # fmt: skip
     model_dir = fetch_models(settings)
     summary.model_dir = str(model_dir)
-    summary.models = model_ids([settings.animal_model, settings.general_model])
+    summary.models = model_ids(settings.model_names)
     batches = list(chunked(new_files, settings.batch_size))
     for number, batch in enumerate(batches, start=1):
         stats = detect_and_load(

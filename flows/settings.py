@@ -77,6 +77,11 @@ class Settings(BaseSettings):
     general_model: str = Field(
         default="yolox_nano_coco", description="Detector for persons and vehicles."
     )
+    person_cue_model: str | None = Field(
+        default="mobilenetv2_12_int8_imagenet",
+        description="ImageNet classifier looking for apparel and gear in animal boxes "
+        "(a second opinion on people); empty to switch off.",
+    )
     inference_floor: float = Field(
         default=0.05, ge=0.0, le=1.0, description="Boxes below this are not stored."
     )
@@ -110,6 +115,12 @@ class Settings(BaseSettings):
             if not 0.0 <= threshold <= 1.0:
                 raise ValueError(f"detection_thresholds.{key}={threshold} must be within 0..1")
         return merged
+
+    @property
+    def model_names(self) -> list[str]:
+        """Every model a run uses."""
+        names = [self.animal_model, self.general_model, self.person_cue_model]
+        return [n for n in names if n]
 
     @property
     def warehouse_path(self) -> Path:

@@ -27,14 +27,17 @@ from ._types import (
 from .detector import MD_CLASS_NAMES, YoloxDetector
 from .ensemble import DetectorEnsemble
 from .exif import read_exif
+from .person_cue import APPAREL_AND_GEAR, ApparelPersonCue
 from .registry import ModelSpec, load_manifest
 from .session import create_session
 
 __all__ = [
+    "APPAREL_AND_GEAR",
     "CATEGORY_IDS",
     "DEFAULT_MAX_PIXELS",
     "DETECTION_CATEGORIES",
     "MD_CLASS_NAMES",
+    "ApparelPersonCue",
     "BBox",
     "Detection",
     "DetectorEnsemble",

@@ -14,7 +14,7 @@ CATEGORY_IDS: dict[str, int] = {name: int(i) for i, name in DETECTION_CATEGORIES
 
 @dataclass(frozen=True)
 class BBox:
-    """A box normalised to the image size, MegaDetector style: top-left x, y, width, height in [0, 1]."""
+    """A box normalised to the image size, MegaDetector style: x_min, y_min, width, height."""
 
     x: float
     y: float
@@ -24,7 +24,7 @@ class BBox:
 
 @dataclass(frozen=True)
 class Detection:
-    """One box from one model. ``category`` is animal/person/vehicle; ``label`` the model's own class."""
+    """One box from one model: ``category`` animal/person/vehicle, ``label`` the model's class."""
 
     category: str
     label: str

@@ -16,6 +16,7 @@ from PIL import Image
 
 from ._types import CATEGORY_IDS, Detection
 from .detector import DEFAULT_CONF_FLOOR, YoloxDetector
+from .person_cue import ApparelPersonCue
 from .registry import ModelSpec, load_manifest
 
 DEFAULT_ANIMAL_MODEL = "mdlite_yolox_tiny"
@@ -33,7 +34,12 @@ class EnsembleMember:
 class DetectorEnsemble:
     """Run every member detector on a photo and keep each one's trusted categories."""
 
-    def __init__(self, members: Iterable[tuple[YoloxDetector, Iterable[str]]]) -> None:
+    def __init__(
+        self,
+        members: Iterable[tuple[YoloxDetector, Iterable[str]]],
+        person_cue: ApparelPersonCue | None = None,
+    ) -> None:
+        self.person_cue = person_cue
         self.members: tuple[EnsembleMember, ...] = tuple(
             EnsembleMember(detector, frozenset(categories)) for detector, categories in members
         )
@@ -58,12 +64,14 @@ class DetectorEnsemble:
         *,
         general_categories: Sequence[str] = ("person", "vehicle", "animal"),
         providers: Sequence[str] | None = None,
+        person_cue_model: str | None = None,
     ) -> DetectorEnsemble:
         """Load the animal detector (kept for ``animal``) and the general detector.
 
         The general detector is kept for ``general_categories``: by default person and vehicle,
         plus animal as a second opinion; drop ``"animal"`` to trust only the animal model.
-        ``general_model=None`` runs the animal detector alone.
+        ``general_model=None`` runs the animal detector alone. ``person_cue_model`` (an
+        ImageNet classifier) adds :class:`ApparelPersonCue` over the animal detector's boxes.
         """
         specs = manifest if manifest is not None else load_manifest()
         members: list[tuple[YoloxDetector, Iterable[str]]] = [
@@ -72,7 +80,12 @@ class DetectorEnsemble:
         if general_model is not None:
             general = _load(specs, general_model, model_dir, intra_op_threads, providers)
             members.append((general, general_categories))
-        return cls(members)
+        cue = None
+        if person_cue_model:
+            cue = ApparelPersonCue.from_models_dir(
+                model_dir, specs, person_cue_model, intra_op_threads, providers
+            )
+        return cls(members, cue)
 
     @property
     def detectors(self) -> tuple[YoloxDetector, ...]:
@@ -81,7 +94,8 @@ class DetectorEnsemble:
     @property
     def model_ids(self) -> tuple[str, ...]:
         """``name@version`` of each member, in run order."""
-        return tuple(m.detector.model_id for m in self.members)
+        ids = tuple(m.detector.model_id for m in self.members)
+        return (*ids, self.person_cue.model_id) if self.person_cue else ids
 
     @property
     def draft_size(self) -> tuple[int, int]:
@@ -95,6 +109,10 @@ class DetectorEnsemble:
         for member in self.members:
             found = member.detector.detect(img, conf_floor)
             detections.extend(d for d in found if d.category in member.categories)
+        if self.person_cue is not None:
+            animal_model = self.members[0].detector.model_id
+            boxes = [d for d in detections if d.model == animal_model and d.category == "animal"]
+            detections.extend(self.person_cue.detect(img, boxes, conf_floor))
         return detections
 
     def __repr__(self) -> str:

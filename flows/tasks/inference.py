@@ -17,7 +17,7 @@ from flows.tasks._retry import retry_on_io
 @task(retries=2, retry_delay_seconds=[5, 30], retry_condition_fn=retry_on_io, cache_policy=NO_CACHE)
 def fetch_models(settings: Settings) -> Path:
     """Verified local copies of the configured detectors (pulled from the mirror if missing)."""
-    return ensure_models(settings, [settings.animal_model, settings.general_model])
+    return ensure_models(settings, settings.model_names)
 
 
 @task(cache_policy=NO_CACHE)
@@ -31,7 +31,11 @@ def detect_and_load(
 ) -> BatchStats:
     """Hash, read EXIF, detect and load one batch of files (one transaction)."""
     ensemble = load_ensemble(
-        model_dir, settings.animal_model, settings.general_model, settings.intra_op_threads
+        model_dir,
+        settings.animal_model,
+        settings.general_model,
+        settings.intra_op_threads,
+        settings.person_cue_model,
     )
     ctx = BatchContext(
         source_uri=source_uri,

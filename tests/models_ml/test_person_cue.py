@@ -1,0 +1,58 @@
+"""The apparel-and-gear cue: post-processing on exact numbers, then the real models."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from models_ml import ApparelPersonCue, BBox, Detection, DetectorEnsemble, load_rgb
+from models_ml.registry import load_manifest
+
+
+class _NoSession:
+    pass
+
+
+def _cue(labels: list[str]) -> ApparelPersonCue:
+    spec = load_manifest()["mobilenetv2_12_int8_imagenet"]
+    return ApparelPersonCue(_NoSession(), spec, labels)  # type: ignore[arg-type]
+
+
+def test_confidence_is_box_times_gear_probability():
+    cue = _cue(["red fox", "rifle", "jersey", "rock"])
+    box = Detection("animal", "animal", 0.8, BBox(0.1, 0.1, 0.2, 0.2), "mdlite@1")
+    probs = np.array([[0.1, 0.5, 0.25, 0.15], [0.9, 0.02, 0.03, 0.05]])
+    out = cue.postprocess(probs, [box, box], conf_floor=0.05)
+    assert len(out) == 1  # the second crop is a fox: 0.8 * 0.05 = 0.04 < floor
+    (person,) = out
+    assert person.category == "person"
+    assert person.label == "rifle"  # the most likely gear class, not the overall top class
+    assert person.confidence == pytest.approx(0.8 * 0.75)
+    assert person.bbox == box.bbox
+
+
+def test_a_classifier_without_gear_classes_is_refused():
+    with pytest.raises(ValueError, match="apparel"):
+        _cue(["red fox", "rock"])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("path", "person"),
+    [
+        # a grey shirt at the lens: YOLOX-nano says person 0.07, MegadetectorLite "animal" 0.82
+        ("conservationtechlab__animl-py/examples/Southwest/B012_2021-05-27_human.jpg", True),
+        ("agentmorris__MegaDetector/images/idaho-camera-traps.jpg", False),  # cougar
+        ("google__cameratrapai/test_data/african_elephants.jpg", False),
+    ],
+)
+def test_real_photos(camtrap_dir: Path, model_mirror: Path, path: str, person: bool):
+    ensemble = DetectorEnsemble.from_models_dir(
+        model_mirror, person_cue_model="mobilenetv2_12_int8_imagenet"
+    )
+    img = load_rgb((camtrap_dir / path).read_bytes(), draft_size=ensemble.draft_size)
+    cue = [d for d in ensemble.detect(img) if d.model.startswith("mobilenetv2_12_int8")]
+    best = max((d.confidence for d in cue), default=0.0)
+    assert (best >= 0.5) is person, (path, best, cue)
