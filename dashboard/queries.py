@@ -14,8 +14,8 @@ def warehouse_path() -> Path:
     return Path(os.environ.get("TRAPFLOW_WAREHOUSE", ".trapflow/warehouse.duckdb")).absolute()
 
 
-def _read(sql: str, params: list[object] | None = None) -> pd.DataFrame:
-    path = warehouse_path()
+def _read(warehouse: str, sql: str, params: list[object] | None = None) -> pd.DataFrame:
+    path = Path(warehouse)
     if not path.exists():
         return pd.DataFrame()
     with duckdb.connect(str(path), read_only=True) as con:
@@ -29,11 +29,12 @@ def _read(sql: str, params: list[object] | None = None) -> pd.DataFrame:
 
 
 @st.cache_data(ttl=60, show_spinner=False)
-def daily_population(category: str | None = None) -> pd.DataFrame:
+def daily_population(warehouse: str, category: str | None = None) -> pd.DataFrame:
     """One row per day x site x category x label (marts.fct_daily_population)."""
     if category:
         return _read(
+            warehouse,
             "select * from marts.fct_daily_population where category = ? order by captured_on",
             [category],
         )
-    return _read("select * from marts.fct_daily_population order by captured_on")
+    return _read(warehouse, "select * from marts.fct_daily_population order by captured_on")

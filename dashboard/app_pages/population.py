@@ -4,7 +4,7 @@ from dashboard import charts, queries
 
 st.title("Daily population")
 category = st.selectbox("Category", ["animal", "person", "vehicle"], key="population_category")
-df = queries.daily_population(category)
+df = queries.daily_population(str(queries.warehouse_path()), category)
 if df.empty:
     st.info(
         f"No {category} detections in the marts yet. Run `trapflow run --source DIR --once` "
