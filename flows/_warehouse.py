@@ -150,3 +150,15 @@ def start_run(
 def finish_run(con: duckdb.DuckDBPyConnection, run_id: str, values: dict[str, Any]) -> None:
     columns = ", ".join(f"{k} = ?" for k in values)
     con.execute(f"update raw.runs set {columns} where run_id = ?", [*values.values(), run_id])
+
+
+def has_marts(path: Path) -> bool:
+    """Whether dbt has built the marts in this warehouse."""
+    if not path.exists():
+        return False
+    with connect(path, read_only=True) as con:
+        row = con.execute(
+            "select count(*) from information_schema.tables "
+            "where table_schema = 'marts' and table_name = 'fct_daily_population'"
+        ).fetchone()
+    return bool(row and row[0])

@@ -112,24 +112,81 @@ def serve(
     layout: LayoutOpt = None,
     interval: Annotated[int | None, typer.Option(help="Seconds between polls.")] = None,
     name: Annotated[str, typer.Option(help="Deployment name.")] = "trapflow-ingest",
+    prefect_port: Annotated[
+        int, typer.Option(help="Port of the local Prefect server started when none is set.")
+    ] = 4200,
 ) -> None:
-    """Keep polling as a Prefect served flow (a deployment with an interval schedule)."""
+    """Keep polling as a Prefect served flow (a deployment with an interval schedule).
+
+    Schedules need a real Prefect API: PREFECT_API_URL when set, else a server already on
+    127.0.0.1:PORT, else one started here (and stopped with this command).
+    """
     settings = load_settings(source=source, warehouse=warehouse, layout=layout, interval=interval)
+    server = _ensure_prefect_server(prefect_port)
     from flows.ingest import ingest
 
     console.print(
         f"Serving [bold]ingest/{name}[/] every {settings.interval} s on {settings.source}; "
-        "Ctrl-C stops it. Runs show in the Prefect UI (prefect server start)."
+        f"Ctrl-C stops it. Runs show in the Prefect UI at {_ui_url()}."
     )
-    ingest.serve(
-        name=name,
-        interval=settings.interval,
-        parameters={
-            "source": settings.source,
-            "warehouse": str(settings.warehouse_path),
-            "layout": settings.layout,
-        },
-    )
+    try:
+        ingest.serve(
+            name=name,
+            interval=settings.interval,
+            limit=1,  # one poll at a time: a slow poll delays the next, never overlaps it
+            parameters={
+                "source": settings.source,
+                "warehouse": str(settings.warehouse_path),
+                "layout": settings.layout,
+            },
+        )
+    finally:
+        if server is not None:
+            server.terminate()
+            server.wait(timeout=30)
+
+
+def _ui_url() -> str:
+    return os.environ.get("PREFECT_API_URL", "http://127.0.0.1:4200/api").removesuffix("/api")
+
+
+def _ensure_prefect_server(port: int) -> subprocess.Popen[bytes] | None:
+    """Use PREFECT_API_URL, or a server already on the port, or start one (log in PREFECT_HOME)."""
+    import urllib.request
+
+    if os.environ.get("PREFECT_API_URL"):
+        return None
+    url = f"http://127.0.0.1:{port}/api"
+
+    def healthy() -> bool:
+        try:
+            with urllib.request.urlopen(f"{url}/health", timeout=2) as response:  # noqa: S310
+                return bool(response.status == 200)
+        except OSError:
+            return False
+
+    os.environ["PREFECT_API_URL"] = url
+    if healthy():
+        return None
+    home = Path(os.environ.get("PREFECT_HOME", "~/.prefect")).expanduser()
+    home.mkdir(parents=True, exist_ok=True)
+    console.print(f"Starting a Prefect server on {url} (log: {home / 'server.log'})")
+    with (home / "server.log").open("ab") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1",
+             "--port", str(port)],
+            stdout=log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    deadline = time.monotonic() + 120
+    while not healthy():
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            raise _fail(
+                f"the Prefect server did not start on port {port} (see {home / 'server.log'}); "
+                "start one with 'prefect server start' and set PREFECT_API_URL"
+            )
+        time.sleep(0.5)
+    return proc
 
 
 @app.command("marts")

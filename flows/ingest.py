@@ -86,7 +86,9 @@ def ingest(
         )  # fmt: skip
         summary.stats.add(stats)
     if settings.build_marts:
-        summary.marts_s = build_marts(settings).seconds
+        changed = summary.stats.files > 0
+        result = build_marts(settings, changed=changed)
+        summary.marts_s = result.seconds if result else 0.0
     summary.duration_s = time.perf_counter() - started
     close_run(settings, run_id, _run_record(summary))
     logger.info(

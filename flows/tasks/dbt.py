@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
-from prefect import task
+from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
+from flows import _warehouse
 from flows._dbt import DbtResult, run_dbt
 from flows.settings import Settings
 
 
 @task(retries=1, retry_delay_seconds=[10], cache_policy=NO_CACHE)
-def build_marts(settings: Settings) -> DbtResult:
-    """``dbt build``: staging views, the marts and every test; fails loudly."""
+def build_marts(settings: Settings, changed: bool = True) -> DbtResult | None:
+    """``dbt build``: staging views, the marts and every test; fails loudly.
+
+    A poll that found nothing new leaves marts that exist as they are (saves ~4 s a poll).
+    """
+    if not changed and _warehouse.has_marts(settings.warehouse_path):
+        get_run_logger().info("nothing new: marts left as they are")
+        return None
     return run_dbt(settings, "build")

@@ -167,3 +167,70 @@ def test_a_run_connects_to_nothing_but_localhost(cli_env, camtrap_dir, tmp_path)
     assert not remote, "\n".join(remote[:20])
     assert not (tmp_path / "home" / ".cache" / "Microsoft").exists()  # no ORT telemetry queue
     assert query(wh, "select count(*) from raw.media")[0][0] == 2
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _media_count(wh: Path) -> int:
+    import duckdb
+
+    try:
+        return query(wh, "select count(*) from raw.media")[0][0]
+    except (duckdb.IOException, duckdb.CatalogException):  # a run is writing, or none ran yet
+        return -1
+
+
+def _completed_runs(wh: Path) -> int:
+    import duckdb
+
+    try:
+        sql = "select count(*) from raw.runs where status = 'completed' and images_processed > 0"
+        return query(wh, sql)[0][0]
+    except (duckdb.IOException, duckdb.CatalogException):
+        return -1
+
+
+def test_serve_keeps_polling(cli_env, camtrap_dir, tmp_path):
+    """`trapflow serve` starts a Prefect server, serves `ingest` and picks up new files."""
+    card = tmp_path / "card"
+    copy_samples(camtrap_dir, card, GOOD[:1])
+    wh = tmp_path / "w.duckdb"
+    env = {**cli_env, "PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS": "2",
+           "PREFECT_RUNNER_POLL_FREQUENCY": "2"}  # fmt: skip
+    argv = [TRAPFLOW, "serve", "--source", str(card), "--warehouse", str(wh), "--interval", "3",
+            "--prefect-port", str(_free_port())]  # fmt: skip
+    log = (tmp_path / "serve.log").open("w")
+    proc = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT,
+                            start_new_session=True)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 180
+        while _media_count(wh) < 1:
+            assert proc.poll() is None and time.monotonic() < deadline, (
+                tmp_path / "serve.log"
+            ).read_text()[-3000:]
+            time.sleep(1)
+        copy_samples(camtrap_dir, card, GOOD[1:2])  # a new photo arrives on the card
+        while _media_count(wh) < 2:
+            assert proc.poll() is None and time.monotonic() < deadline, (
+                tmp_path / "serve.log"
+            ).read_text()[-3000:]
+            time.sleep(1)
+        while _completed_runs(wh) < 2:  # let the run that found the photo finish
+            assert time.monotonic() < deadline
+            time.sleep(1)
+    finally:
+        os.killpg(proc.pid, signal.SIGINT)
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+    # one run at a time: every run but the one interrupted at the end completed
+    statuses = [s for (s,) in query(wh, "select status from raw.runs order by started_at")]
+    assert statuses[:-1] == ["completed"] * (len(statuses) - 1)
+    assert query(wh, "select count(*) from raw.media")[0][0] == 2
