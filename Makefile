@@ -5,6 +5,8 @@ PYTHON  ?= python3
 VENV    := .venv
 BIN     := $(VENV)/bin
 UV_VERSION := 0.13.8
+# onnxruntime build: cpu (default) or gpu (onnxruntime-gpu, CUDA)
+ORT     ?= cpu
 # Sample images: any folder works, e.g. make demo SOURCE=/data/card-042
 SOURCE  ?= $(abspath ../shared/data/camtrap)
 LAYOUT  ?=
@@ -30,7 +32,7 @@ install: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml uv.lock
 	@test -x .uv-bootstrap/bin/uv || { $(PYTHON) -m venv .uv-bootstrap && \
 	  .uv-bootstrap/bin/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION); }
-	UV_PROJECT_ENVIRONMENT=$(VENV) .uv-bootstrap/bin/uv sync --frozen --compile-bytecode \
+	UV_PROJECT_ENVIRONMENT=$(VENV) .uv-bootstrap/bin/uv sync --frozen --extra $(ORT) --compile-bytecode \
 	  --python $(PYTHON)
 	@touch $@
 

@@ -16,7 +16,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-SCHEMA_SQL = Path(__file__).with_name("_schema.sql")
+SCHEMA_DIR = Path(__file__).with_name("schema")  # NN_area.sql, applied in name order
 
 LOCK_WAIT_S = 60.0
 
@@ -56,7 +56,9 @@ def connect(
 
 
 def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
-    con.execute(SCHEMA_SQL.read_text(encoding="utf-8"))
+    """Create every table the flows write (idempotent: ``create ... if not exists``)."""
+    for sql in sorted(SCHEMA_DIR.glob("*.sql")):
+        con.execute(sql.read_text(encoding="utf-8"))
 
 
 def known_files(con: duckdb.DuckDBPyConnection, source_uri: str) -> dict[str, tuple[int, Any]]:
