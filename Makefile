@@ -24,7 +24,7 @@ export DBT_SEND_ANONYMOUS_USAGE_STATS=false
 export ORT_DISABLE_TELEMETRY=1
 export STREAMLIT_BROWSER_GATHER_USAGE_STATS=false
 
-.PHONY: install demo run test lint marts dashboard prefect-ui clean
+.PHONY: install demo run test lint marts dashboard prefect-ui deploy worker clean
 
 install: $(VENV)/.installed
 
@@ -58,6 +58,18 @@ dashboard: install
 
 prefect-ui: install
 	$(BIN)/prefect server start --host 127.0.0.1 --port 4200
+
+# Register the deployments of prefect.yaml on the server at PREFECT_API_URL (start it first:
+# `make prefect-ui` in another shell), then run `make worker`.
+deploy: install
+	-$(BIN)/prefect work-pool create trapflow --type process
+	-$(BIN)/prefect concurrency-limit create trapflow-inference 1
+	TRAPFLOW_REPO_DIR=$(CURDIR) TRAPFLOW_SOURCE="$(SOURCE)" \
+	  TRAPFLOW_WAREHOUSE=$${TRAPFLOW_WAREHOUSE:-$(TRAPFLOW_HOME)/warehouse.duckdb} \
+	  $(BIN)/prefect --no-prompt deploy --all
+
+worker: install
+	$(BIN)/prefect worker start --pool trapflow
 
 clean:
 	rm -rf .trapflow .pytest_cache .mypy_cache .ruff_cache
