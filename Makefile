@@ -37,7 +37,7 @@ $(VENV)/.installed: pyproject.toml uv.lock
 	@touch $@
 
 demo: install
-	$(BIN)/trapflow models pull mdlite_yolox_tiny yolox_nano_coco mobilenetv2_12_int8_imagenet
+	$(BIN)/trapflow models pull mdlite_yolox_tiny yolox_nano_coco mobilenetv2_12_int8_imagenet ppocrv4_ocr
 	$(BIN)/trapflow run --source "$(SOURCE)" --once $(if $(LAYOUT),--layout '$(LAYOUT)',)
 
 run: demo

@@ -35,7 +35,15 @@ def dbt_executable() -> str:
 
 
 def dbt_vars(settings: Settings) -> dict[str, object]:
-    return {"detection_thresholds": dict(settings.detection_thresholds)}
+    return {
+        "detection_thresholds": dict(settings.detection_thresholds),
+        "independence_minutes": settings.independence_minutes,
+        "independence_mode": settings.independence_mode,
+        "camera_down_gap_days": settings.camera_down_gap_days,
+        "min_effort_trap_nights": settings.min_effort_trap_nights,
+        "classification_threshold": settings.classification_threshold,
+        "person_cue_detector": settings.person_cue_model or "",
+    }
 
 
 def run_dbt(settings: Settings, command: str = "build", *extra: str) -> DbtResult:
@@ -44,6 +52,12 @@ def run_dbt(settings: Settings, command: str = "build", *extra: str) -> DbtResul
 
     scratch = settings.scratch_path
     scratch.mkdir(parents=True, exist_ok=True)
+    if settings.lake:  # scale-out: the raw tables are views over the workers' Parquet files
+        from flows import _lake, _warehouse
+
+        with _warehouse.connect(settings.warehouse_path) as con:
+            _warehouse.ensure_schema(con)
+            _lake.attach(con, settings.lake)
     argv = [
         dbt_executable(),
         command,

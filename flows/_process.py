@@ -7,22 +7,36 @@ reason and what to do, and the rest of the batch goes through.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
+import os
 import time
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+import uuid
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
+import pyarrow as pa
 from PIL import Image
 
-from flows import _warehouse
+from flows import _lake, _warehouse
 from flows._discovery import SourceFile, read_file, sha256_hex, site_and_camera
-from models_ml import DetectorEnsemble, ImageRejected, decode_rgb, open_image, read_exif
-from models_ml._types import CATEGORY_IDS, Detection, ExifRecord
+from flows._models import ModelsUnavailableError, ensure_models
+from flows.settings import Settings
+from models_ml import DetectorEnsemble, ImageRejected, decode_rgb, open_image, read_exif, registry
+from models_ml._types import CATEGORY_IDS, Detection, ExifRecord, PreprocessedImage
+from models_ml.classifier import SpeciesClassifier, load_classifier
+from models_ml.geofence import NO_LIST, Geofence, fence
+from models_ml.ocr import InfoBarReader
+from models_ml.repeats import BoxRecord, RepeatParams, find_repeats
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 log = logging.getLogger(__name__)
 
@@ -44,15 +58,20 @@ class BatchStats:
     detections: int = 0
     quarantined: int = 0  # skipped files
     warnings: int = 0  # processed, with a recorded problem
+    classifications: int = 0
     read_s: float = 0.0
     detect_s: float = 0.0
+    classify_s: float = 0.0
     load_s: float = 0.0
     by_reason: dict[str, int] = field(default_factory=dict)
 
     def add(self, other: BatchStats) -> None:
-        for name in ("files", "images", "duplicates", "detections", "quarantined", "warnings"):
+        for name in (
+            "files", "images", "duplicates", "detections", "quarantined", "warnings",
+            "classifications",
+        ):  # fmt: skip
             setattr(self, name, getattr(self, name) + getattr(other, name))
-        for name in ("read_s", "detect_s", "load_s"):
+        for name in ("read_s", "detect_s", "classify_s", "load_s"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         for reason, n in other.by_reason.items():
             self.by_reason[reason] = self.by_reason.get(reason, 0) + n
@@ -69,6 +88,62 @@ class BatchContext:
     max_image_pixels: int
     inference_floor: float
     ensemble: DetectorEnsemble
+    classifier: SpeciesClassifier | None = None  # species stage; None: skipped
+    geofence: Geofence | None = None
+    top_k: int = 3
+    classify_min_confidence: float = 0.2
+    infer_batch: int = 4  # images per detector call
+    prefetch: int = 8  # decoded images waiting for the detectors, at most
+    info_bar: InfoBarReader | None = None  # OCR of the printed time when EXIF has none
+    ocr_dayfirst: bool | None = None
+    lake: str | None = None  # scale-out: raw rows go to Parquet files here, not the warehouse
+
+
+def _user_models_key(settings: Settings) -> str:
+    return json.dumps(settings.models, sort_keys=True, default=str)
+
+
+@lru_cache(maxsize=8)
+def _manifest(user_models: str) -> dict[str, registry.ModelSpec]:
+    return registry.load_manifest(user_models=json.loads(user_models) if user_models else None)
+
+
+def configured_manifest(settings: Settings) -> dict[str, registry.ModelSpec]:
+    """The registry plus the models the user registered under ``[models]`` in trapflow.toml."""
+    return _manifest(_user_models_key(settings))
+
+
+def ensure_pipeline_models(settings: Settings) -> Path:
+    """The model folder, with every configured model verified (registry models are pulled).
+
+    A user-registered model stays where it is; its SHA-256 is checked there.
+    """
+    manifest = configured_manifest(settings)
+    names = list(settings.model_names)
+    unknown = [n for n in names if n not in manifest]
+    if unknown:
+        raise ModelsUnavailableError(
+            f"model(s) {', '.join(unknown)} are not in the registry ({', '.join(sorted(manifest))})"
+            "; register your own under [models.<name>] in trapflow.toml (file, sha256, decoder)"
+        )
+    for name in list(names):
+        embedder = manifest[name].embedder
+        if embedder and embedder not in names:
+            names.append(embedder)
+    builtin = [n for n in names if manifest[n].location is None]
+    model_dir = ensure_models(settings, builtin) if builtin else settings.model_path
+    for name in names:
+        spec = manifest[name]
+        if spec.location is None:
+            continue
+        result = registry.verify(spec, spec.files_dir(model_dir))
+        if not result.ok:
+            raise ModelsUnavailableError(
+                f"your model '{name}' is not usable: {result.detail} (in {spec.location}). Check "
+                f"file and sha256 under [models.{name}] in trapflow.toml "
+                f"(sha256sum {Path(spec.location) / spec.file})"
+            )
+    return model_dir
 
 
 @lru_cache(maxsize=4)
@@ -78,14 +153,82 @@ def load_ensemble(
     general_model: str,
     intra_op_threads: int,
     person_cue_model: str | None = None,
+    general_categories: tuple[str, ...] = ("person", "vehicle", "animal"),
+    user_models: str = "",
 ) -> DetectorEnsemble:
     """The detectors of this process: onnxruntime sessions are created once, then reused."""
     return DetectorEnsemble.from_models_dir(
         model_dir,
+        _manifest(user_models),
         animal_model=animal_model,
-        general_model=general_model,
+        general_model=general_model or None,
         intra_op_threads=intra_op_threads or None,
         person_cue_model=person_cue_model or None,
+        general_categories=general_categories,
+    )
+
+
+@lru_cache(maxsize=4)
+def load_species_classifier(
+    model_dir: Path, species_model: str, intra_op_threads: int, user_models: str = ""
+) -> SpeciesClassifier:
+    """The species stage of this process (sessions created once)."""
+    manifest = _manifest(user_models)
+    return load_classifier(
+        manifest[species_model], manifest, model_dir, intra_op_threads=intra_op_threads or None
+    )
+
+
+@lru_cache(maxsize=4)
+@lru_cache(maxsize=2)
+def load_info_bar_reader(model_dir: Path, model: str) -> InfoBarReader:
+    """The info-bar OCR of this process (one thread: it runs beside the detectors)."""
+    return InfoBarReader.from_models_dir(model_dir, model=model, intra_op_threads=1)
+
+
+def _load_geofence(path: Path, mtime_ns: int) -> Geofence:
+    return Geofence.from_file(path)
+
+
+def batch_context(
+    settings: Settings, model_dir: Path, source_uri: str, run_id: str
+) -> BatchContext:
+    """The :class:`BatchContext` for ``settings`` (models loaded once per process)."""
+    user = _user_models_key(settings)
+    ensemble = load_ensemble(
+        model_dir,
+        settings.animal_model,
+        settings.general_model,
+        settings.intra_op_threads,
+        settings.person_cue_model,
+        tuple(settings.general_categories),
+        user,
+    )
+    classifier = None
+    if settings.species_model:
+        classifier = load_species_classifier(
+            model_dir, settings.species_model, settings.intra_op_threads, user
+        )
+    geofence = None
+    if settings.geofence_file is not None:
+        path = settings.geofence_file.expanduser().absolute()
+        geofence = _load_geofence(path, path.stat().st_mtime_ns if path.exists() else 0)
+    info_bar = load_info_bar_reader(model_dir, settings.ocr_model) if settings.ocr_model else None
+    return BatchContext(
+        info_bar=info_bar,
+        ocr_dayfirst=settings.ocr_dayfirst,
+        lake=settings.lake,
+        source_uri=source_uri,
+        warehouse=settings.warehouse_path,
+        run_id=run_id,
+        layout=settings.layout,
+        max_image_pixels=settings.max_image_pixels,
+        inference_floor=settings.inference_floor,
+        ensemble=ensemble,
+        classifier=classifier,
+        geofence=geofence,
+        top_k=settings.classification_top_k,
+        classify_min_confidence=settings.classification_min_confidence,
     )
 
 
@@ -140,8 +283,11 @@ class _Prepared:
     image_format: str
     exif: ExifRecord
     rgb: Image.Image | None = None
+    pre: tuple[PreprocessedImage, ...] = ()  # the detectors' inputs, made ahead
     rejected: ImageRejected | None = None
     exif_error: str | None = None
+    ocr_at: datetime | None = None  # the time printed on the photo, when EXIF has none
+    ocr_warning: str | None = None
 
 
 def _prepare(ctx: BatchContext, file: SourceFile, data: bytes, media_id: str) -> _Prepared:
@@ -162,7 +308,18 @@ def _prepare(ctx: BatchContext, file: SourceFile, data: bytes, media_id: str) ->
         rgb = decode_rgb(img, draft_size=ctx.ensemble.draft_size)
     except ImageRejected as exc:
         return _Prepared(file, media_id, fmt, exif, rejected=exc, exif_error=exif_error)
-    return _Prepared(file, media_id, fmt, exif, rgb=rgb, exif_error=exif_error)
+    pre = ctx.ensemble.preprocess(rgb)
+    ocr_at, ocr_warning = None, None
+    if exif.captured_at is None and ctx.info_bar is not None:
+        try:
+            reading = ctx.info_bar.read(rgb, dayfirst=ctx.ocr_dayfirst)
+            ocr_at, ocr_warning = reading.captured_at, "; ".join(reading.warnings) or None
+        except Exception as exc:  # OCR must never stop a run
+            ocr_warning = f"info-bar OCR failed: {type(exc).__name__}: {exc}"
+    return _Prepared(
+        file, media_id, fmt, exif, rgb=rgb, pre=pre, exif_error=exif_error,
+        ocr_at=ocr_at, ocr_warning=ocr_warning,
+    )  # fmt: skip
 
 
 def _local(utc: datetime | None) -> datetime | None:
@@ -174,9 +331,13 @@ def _media_row(ctx: BatchContext, p: _Prepared) -> dict[str, Any]:
     exif = p.exif
     site, camera = site_and_camera(p.file.path, ctx.layout)
     name = p.file.path.rsplit("/", 1)[-1]
-    captured_at, source = (
-        (exif.captured_at, "exif") if exif.captured_at else (_local(p.file.modified_at), "mtime")
-    )
+    captured_at: datetime | None
+    if exif.captured_at:
+        captured_at, source, tag = exif.captured_at, "exif", exif.timestamp_tag
+    elif p.ocr_at:
+        captured_at, source, tag = p.ocr_at, "ocr", "info_bar"
+    else:
+        captured_at, source, tag = _local(p.file.modified_at), "mtime", None
     return {
         "media_id": p.media_id,
         "source_uri": ctx.source_uri,
@@ -192,7 +353,7 @@ def _media_row(ctx: BatchContext, p: _Prepared) -> dict[str, Any]:
         "captured_at": captured_at,
         "utc_offset": exif.utc_offset,
         "timestamp_source": source,
-        "timestamp_tag": exif.timestamp_tag if source == "exif" else None,
+        "timestamp_tag": tag,
         "latitude": exif.latitude,
         "longitude": exif.longitude,
         "altitude": exif.altitude,
@@ -202,7 +363,7 @@ def _media_row(ctx: BatchContext, p: _Prepared) -> dict[str, Any]:
         "width": exif.width,
         "height": exif.height,
         "orientation": exif.orientation,
-        "exif_warnings": "; ".join(exif.warnings) or None,
+        "exif_warnings": "; ".join(filter(None, [*exif.warnings, p.ocr_warning])) or None,
         "run_id": ctx.run_id,
         "ingested_at": _now(),
     }
@@ -309,8 +470,11 @@ def process_batch(
         hashed.append((file, media_id))
         contents.setdefault(media_id, (file, data))
 
-    with _warehouse.connect(ctx.warehouse) as con:
-        known = _warehouse.known_media(con, list(contents))
+    if ctx.lake:
+        known = _lake.known_media(ctx.lake, list(contents))
+    else:
+        with _warehouse.connect(ctx.warehouse) as con:
+            known = _warehouse.known_media(con, list(contents))
     new_ids = [m for m in contents if m not in known]
     for file, media_id in hashed:
         first = contents[media_id][0] is file and media_id in new_ids
@@ -318,10 +482,64 @@ def process_batch(
             stats.duplicates += 1
             file_rows.append(_file_row(ctx, file, media_id, "duplicate"))
 
-    # 2. Open, read EXIF and decode on two threads while the detectors run on this one.
+    # 2. Open, read EXIF and decode ahead of the detectors (a bounded prefetch queue), then
+    #    detect a few images per call while the next ones are decoded.
     stats.read_s += time.perf_counter() - t0
-    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="decode") as pool:
-        prepared = pool.map(lambda m: _prepare(ctx, contents[m][0], contents[m][1], m), new_ids)
+    classifications: list[dict[str, Any]] = []
+    ready: list[_Prepared] = []
+
+    def flush() -> None:
+        if not ready:
+            return
+        t2 = time.perf_counter()
+        found = ctx.ensemble.detect_batch(
+            [p.rgb for p in ready if p.rgb is not None],
+            conf_floor=ctx.inference_floor,
+            preprocessed=[p.pre for p in ready],
+        )
+        stats.detect_s += time.perf_counter() - t2
+        for p, dets in zip(ready, found, strict=True):
+            _accept(p, dets)
+        ready.clear()
+
+    def _accept(p: _Prepared, dets: list[Detection]) -> None:
+        row = _media_row(ctx, p)
+        media.append(row)
+        det_rows = _detection_rows(ctx, p.media_id, dets)
+        detections.extend(det_rows)
+        if ctx.classifier is not None and p.rgb is not None:
+            t4 = time.perf_counter()
+            classifications.extend(_classify(ctx, p.rgb, row["site_id"], dets, det_rows))
+            stats.classify_s += time.perf_counter() - t4
+        p.rgb, p.pre = None, ()  # free the pixels as soon as possible
+        file_rows.append(_file_row(ctx, p.file, p.media_id, "ingested"))
+        problems = _exif_problems(p)
+        if problems:
+            quarantine_file(
+                p.file,
+                p.media_id,
+                "exif_unreadable" if p.exif_error else "exif_invalid",
+                f"EXIF is damaged or implausible ({problems}); the image was processed "
+                f"and its time taken from the {row['timestamp_source']}. Check the "
+                "camera's clock and settings.",
+                "processed",
+            )
+        warning = _extension_warning(p)
+        if warning:
+            quarantine_file(p.file, p.media_id, "wrong_extension", warning, "processed")
+        stats.images += 1
+        stats.detections += len(dets)
+        if on_image:
+            on_image(1)
+
+    workers = max(1, min(2, os.cpu_count() or 1))
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="decode") as pool:
+        prepared = bounded_map(
+            pool,
+            lambda m: _prepare(ctx, contents[m][0], contents[m][1], m),
+            new_ids,
+            depth=max(ctx.prefetch, ctx.infer_batch),
+        )
         while True:
             t1 = time.perf_counter()
             p = next(prepared, None)
@@ -333,37 +551,155 @@ def process_batch(
                 quarantine_file(p.file, p.media_id, reason, str(p.rejected), "skipped")
                 file_rows.append(_file_row(ctx, p.file, p.media_id, "quarantined"))
                 continue
-            t2 = time.perf_counter()
-            dets = ctx.ensemble.detect(p.rgb, conf_floor=ctx.inference_floor)
-            stats.detect_s += time.perf_counter() - t2
-            row = _media_row(ctx, p)
-            media.append(row)
-            detections.extend(_detection_rows(ctx, p.media_id, dets))
-            file_rows.append(_file_row(ctx, p.file, p.media_id, "ingested"))
-            problems = _exif_problems(p)
-            if problems:
-                quarantine_file(
-                    p.file,
-                    p.media_id,
-                    "exif_unreadable" if p.exif_error else "exif_invalid",
-                    f"EXIF is damaged or implausible ({problems}); the image was processed "
-                    f"and its time taken from the {row['timestamp_source']}. Check the "
-                    "camera's clock and settings.",
-                    "processed",
-                )
-            warning = _extension_warning(p)
-            if warning:
-                quarantine_file(p.file, p.media_id, "wrong_extension", warning, "processed")
-            stats.images += 1
-            stats.detections += len(dets)
-            if on_image:
-                on_image(1)
+            ready.append(p)
+            if len(ready) >= ctx.infer_batch:
+                flush()
+        flush()
 
-    # 3. Load everything in one transaction.
+    # 3. Load everything in one transaction (or as one set of Parquet files in lake mode).
     t3 = time.perf_counter()
-    with _warehouse.connect(ctx.warehouse) as con:
-        _warehouse.load_batch(
-            con, media=media, detections=detections, quarantine=quarantine, files=file_rows
-        )
+    if ctx.lake:
+        _lake.load_batch(
+            ctx.lake, f"{ctx.run_id}-{uuid.uuid4().hex[:12]}", media=media, detections=detections,
+            quarantine=quarantine, media_files=file_rows, classifications=classifications,
+        )  # fmt: skip
+    else:
+        with _warehouse.connect(ctx.warehouse) as con:
+            _warehouse.load_batch(
+                con, media=media, detections=detections, quarantine=quarantine, files=file_rows,
+                classifications=classifications,
+            )  # fmt: skip
+    stats.classifications += len(classifications)
     stats.load_s += time.perf_counter() - t3
     return stats
+
+
+def bounded_map(
+    pool: ThreadPoolExecutor, fn: Callable[[T], R], items: Iterable[T], depth: int
+) -> Iterator[R]:
+    """``pool.map`` in order, with at most ``depth`` results computed ahead of the consumer."""
+    it = iter(items)
+    pending: deque[Future[R]] = deque()
+    for item in it:
+        pending.append(pool.submit(fn, item))
+        if len(pending) >= depth:
+            break
+    while pending:
+        fut = pending.popleft()
+        for item in it:
+            pending.append(pool.submit(fn, item))
+            break
+        yield fut.result()
+
+
+def _classify(
+    ctx: BatchContext,
+    rgb: Image.Image,
+    site: str | None,
+    dets: list[Detection],
+    det_rows: list[dict[str, Any]],
+) -> list[dict[str, Any]]:
+    """Top-k species labels (geofenced) for the animal boxes of the animal detector."""
+    if ctx.classifier is None:
+        return []
+    chosen = [
+        (det, row)
+        for det, row in zip(dets, det_rows, strict=True)
+        if det.category == "animal"
+        and det.model == ctx.ensemble.animal_model_id
+        and det.confidence >= ctx.classify_min_confidence
+    ]
+    if not chosen:
+        return []
+    preds = ctx.classifier.classify(rgb, [d.bbox for d, _ in chosen], top_k=ctx.top_k)
+    allowed = ctx.geofence.allowed(site) if ctx.geofence is not None else None
+    name, _, version = ctx.classifier.model_id.partition("@")
+    now = _now()
+    rows = []
+    for (_, det_row), ranked in zip(chosen, preds, strict=True):
+        for f in fence(ranked, allowed):
+            key = f"{det_row['detection_id']}\x1f{ctx.classifier.model_id}\x1f{f.rank}"
+            rows.append(
+                {
+                    "classification_id": hashlib.md5(
+                        key.encode(), usedforsecurity=False
+                    ).hexdigest(),
+                    "detection_id": det_row["detection_id"],
+                    "media_id": det_row["media_id"],
+                    "model_name": name,
+                    "model_version": version,
+                    "label": f.label,
+                    "probability": round(f.probability, 6),
+                    "rank": f.rank,
+                    "geofence_status": f.geofence_status if allowed is not None else NO_LIST,
+                    "run_id": ctx.run_id,
+                    "classified_at": now,
+                }
+            )
+    return rows
+
+
+def flag_repeats(warehouse: Path, run_id: str, params: RepeatParams) -> int:
+    """Repeat-detection elimination over the warehouse, for the cameras this run touched.
+
+    Every box of those cameras (all runs) is regrouped per (site, camera, model); boxes of
+    groups that recur in ``params.min_occurrences`` images get a ``repeat_detection`` row in
+    ``raw.detection_flags`` (stale ones are removed). Idempotent; returns the flags now set.
+    """
+    sql = """
+        with cams as (
+            select distinct coalesce(site_id, '') as site, coalesce(camera_id, '') as cam
+            from raw.media where run_id = ?
+        )
+        select d.detection_id, d.media_id, d.bbox_x, d.bbox_y, d.bbox_w, d.bbox_h,
+               d.confidence, d.model_name, cams.site, cams.cam
+        from raw.detections d
+        join raw.media m using (media_id)
+        join cams on coalesce(m.site_id, '') = cams.site and coalesce(m.camera_id, '') = cams.cam
+    """
+    with _warehouse.connect(warehouse) as con:
+        rows = con.execute(sql, [run_id]).fetchall()
+        groups: dict[tuple[str, str, str], list[BoxRecord]] = {}
+        for det_id, media_id, x, y, w, h, conf, model, site, cam in rows:
+            groups.setdefault((site, cam, model), []).append(
+                BoxRecord(det_id, media_id, x, y, w, h, conf)
+            )
+        flags = []
+        for (site, cam, model), boxes in sorted(groups.items()):
+            flags.extend(find_repeats(boxes, params, key=f"{site}\x1f{cam}\x1f{model}"))
+        now = _now()
+        new = [
+            {
+                "detection_id": f.detection_id,
+                "flag": "repeat_detection",
+                "cluster_id": f.cluster_id,
+                "occurrences": f.occurrences,
+                "detail": f.detail,
+                "run_id": run_id,
+                "flagged_at": now,
+            }
+            for f in flags
+        ]
+        con.execute("begin transaction")
+        try:
+            con.register("_scope", _ids([r[0] for r in rows]))
+            con.register("_keep", _ids([f.detection_id for f in flags]))
+            con.execute(
+                "delete from raw.detection_flags where flag = 'repeat_detection' "
+                "and detection_id in (select detection_id from _scope) "
+                "and detection_id not in (select detection_id from _keep)"
+            ).fetchall()
+            if new:
+                con.register("_flags", _warehouse._table(new, con, "detection_flags"))
+                con.execute(
+                    "insert or replace into raw.detection_flags by name select * from _flags"
+                ).fetchall()
+            con.execute("commit")
+        except BaseException:
+            con.execute("rollback")
+            raise
+    return len(new)
+
+
+def _ids(values: list[str]) -> pa.Table:
+    return pa.table({"detection_id": pa.array(values, pa.string())})

@@ -104,6 +104,7 @@ def load_batch(
     detections: list[dict[str, Any]],
     quarantine: list[dict[str, Any]],
     files: list[dict[str, Any]],
+    classifications: list[dict[str, Any]] | None = None,
 ) -> dict[str, int]:
     """Write one batch atomically: all of it or none. Re-loading the same rows adds nothing."""
     counts: dict[str, int] = {}
@@ -112,6 +113,7 @@ def load_batch(
         for name, rows, verb in (
             ("media", media, "insert or ignore"),
             ("detections", detections, "insert or ignore"),
+            ("classifications", classifications or [], "insert or ignore"),
             ("quarantine", quarantine, "insert or ignore"),
             ("media_files", files, "insert or replace"),
         ):

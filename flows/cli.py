@@ -31,6 +31,8 @@ app = typer.Typer(
 )
 models_app = typer.Typer(help="The model registry: list, pull from the mirror, verify.")
 app.add_typer(models_app, name="models")
+alerts_app = typer.Typer(help="Alerts: test the channels, list the outbox, deliver.")
+app.add_typer(alerts_app, name="alerts")
 console = Console()
 err = Console(stderr=True)
 
@@ -43,6 +45,10 @@ WarehouseOpt = Annotated[
 SourceOpt = Annotated[
     str | None,
     typer.Option("--source", "-s", help="Folder or URL to poll (env TRAPFLOW_SOURCE)."),
+]
+LakeOpt = Annotated[
+    str | None,
+    typer.Option("--lake", help="Scale-out: write raw rows as Parquet here (env TRAPFLOW_LAKE)."),
 ]
 LayoutOpt = Annotated[
     str | None,
@@ -78,6 +84,7 @@ def run(
     interval: Annotated[int | None, typer.Option(help="Seconds between polls (--watch).")] = None,
     marts: Annotated[bool, typer.Option("--marts/--no-marts", help="Run dbt build after.")] = True,
     batch_size: Annotated[int | None, typer.Option(help="Images per batch.")] = None,
+    lake: LakeOpt = None,
 ) -> None:
     """Process everything new under the source: EXIF, detections, warehouse, marts."""
     settings = load_settings(
@@ -87,6 +94,7 @@ def run(
         build_marts=marts,
         batch_size=batch_size,
         interval=interval,
+        lake=lake,
     )
     from flows.ingest import ingest
 
@@ -95,7 +103,7 @@ def run(
             summary = ingest(
                 source=settings.source, warehouse=str(settings.warehouse_path),
                 layout=settings.layout, build=settings.build_marts,
-                batch_size=settings.batch_size,
+                batch_size=settings.batch_size, lake=settings.lake,
             )  # fmt: skip
         except _user_errors() as exc:
             raise _fail(str(exc)) from None
@@ -190,12 +198,12 @@ def _ensure_prefect_server(port: int) -> subprocess.Popen[bytes] | None:
 
 
 @app.command("marts")
-def marts_cmd(warehouse: WarehouseOpt = None) -> None:
-    """Rebuild the dbt marts (dbt build: models and tests)."""
+def marts_cmd(warehouse: WarehouseOpt = None, lake: LakeOpt = None) -> None:
+    """Rebuild the dbt marts (dbt build: models and tests); --lake: over the workers' Parquet."""
     from flows._dbt import DbtBuildError, run_dbt
 
-    settings = load_settings(warehouse=warehouse)
-    if not settings.warehouse_path.exists():
+    settings = load_settings(warehouse=warehouse, lake=lake)
+    if not settings.warehouse_path.exists() and not settings.lake:
         raise _fail(f"no warehouse at {settings.warehouse_path}: run 'trapflow run' first")
     try:
         result = run_dbt(settings, "build")
@@ -355,6 +363,65 @@ def _print_summary(settings: Settings, run: Any) -> None:
     console.print(f"dashboard  trapflow dashboard --warehouse {s.warehouse}")
     home = os.environ.get("PREFECT_HOME", "~/.prefect")
     console.print(f"Prefect UI PREFECT_HOME={home} prefect server start  ->  http://127.0.0.1:4200")
+
+
+@alerts_app.command("test")
+def alerts_test() -> None:
+    """Send a test message to every configured alert URL and say which worked (redacted)."""
+    from flows import _alerts
+
+    settings = load_settings()
+    try:
+        results = _alerts.send_test(settings)
+    except _alerts.AlertConfigError as exc:
+        raise _fail(str(exc)) from None
+    if not results:
+        raise _fail(
+            "no alert URLs configured: set TRAPFLOW_ALERT_URLS (comma-separated Apprise URLs) "
+            "or TRAPFLOW_ALERT_CHANNELS__<NAME>"
+        )
+    for r in results:
+        mark = "[green]ok[/]" if r.ok else "[red]FAILED[/]"
+        console.print(f"{mark} {r.channel}: {r.target}" + (f" ({r.error})" if r.error else ""),
+                      markup=True, highlight=False)  # fmt: skip
+    if not all(r.ok for r in results):
+        raise typer.Exit(1)
+
+
+@alerts_app.command("list")
+def alerts_list(
+    warehouse: WarehouseOpt = None,
+    limit: Annotated[int, typer.Option(help="How many, newest first.")] = 50,
+) -> None:
+    """The alert outbox: pending, sent and failed alerts with attempts and the last error."""
+    from flows import _alerts
+
+    settings = load_settings(warehouse=warehouse)
+    rows = _alerts.list_outbox(settings, limit)
+    table = Table("created (UTC)", "status", "kind", "rule", "site", "camera", "local time",
+                  "images", "tries", "last error", title=f"alerts ({len(rows)} shown)")  # fmt: skip
+    for r in rows:
+        table.add_row(
+            f"{r['created_at']:%Y-%m-%d %H:%M}", r["status"], r["kind"], r["rule_name"],
+            r["site_id"] or "", r["camera_id"] or "", str(r["event_at"] or ""),
+            str(r["media_count"]), str(r["attempts"]), (r["last_error"] or "")[:80],
+        )  # fmt: skip
+    console.print(table)
+
+
+@alerts_app.command("deliver")
+def alerts_deliver(warehouse: WarehouseOpt = None) -> None:
+    """Send the pending alerts that are due now (what every run does at its end)."""
+    from flows import _alerts
+
+    settings = load_settings(warehouse=warehouse)
+    try:
+        result = _alerts.deliver_alerts(settings)
+    except _alerts.AlertConfigError as exc:
+        raise _fail(str(exc)) from None
+    console.print(
+        f"{result.sent} sent, {result.retrying} to retry later, {result.failed} failed for good"
+    )
 
 
 def main() -> None:

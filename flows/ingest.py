@@ -15,9 +15,10 @@ from flows._discovery import chunked
 from flows._models import model_ids
 from flows._process import BatchStats
 from flows.settings import load_settings
+from flows.tasks.alerts import deliver_alerts, queue_alerts
 from flows.tasks.dbt import build_marts
-from flows.tasks.inference import detect_and_load, fetch_models
-from flows.tasks.storage import close_run, list_new_media, open_run
+from flows.tasks.inference import detect_and_load, fetch_models, mark_repeat_detections
+from flows.tasks.storage import close_run, list_new_media, load_deployments, open_run
 
 
 @dataclass
@@ -50,13 +51,14 @@ def ingest(
     warehouse: str | None = None,
     layout: str | None = None,
     build: bool | None = None,
+    lake: str | None = None,
     batch_size: int | None = None,
     detection_thresholds: dict[str, float] | None = None,
 ) -> RunSummary:
     """Poll the source once: list, pick what is new, detect, load, rebuild the marts."""
     settings = load_settings(
         source=source, warehouse=warehouse, layout=layout, build_marts=build,
-        batch_size=batch_size, detection_thresholds=detection_thresholds,
+        batch_size=batch_size, detection_thresholds=detection_thresholds, lake=lake,
     )  # fmt: skip
     logger = get_run_logger()
     started = time.perf_counter()
@@ -64,8 +66,8 @@ def ingest(
     t0 = time.perf_counter()
     listing, new_files = list_new_media(settings)
     list_s = time.perf_counter() - t0
-    open_run(settings, run_id, listing.source_uri, flow_run.get_id(),
-             datetime.now(UTC).replace(tzinfo=None))  # fmt: skip
+    started_run = open_run(settings, run_id, listing.source_uri, flow_run.get_id(),
+                           datetime.now(UTC).replace(tzinfo=None))  # fmt: skip
     logger.info(
         "%s: %d media files, %d new or changed; warehouse %s",
         listing.source_uri, len(listing.media), len(new_files), settings.warehouse_path,
@@ -85,12 +87,16 @@ def ingest(
             label=f"batch {number}/{len(batches)}",
         )  # fmt: skip
         summary.stats.add(stats)
+    if summary.stats.images:
+        mark_repeat_detections(settings, run_id)
     if settings.build_marts:
-        changed = summary.stats.files > 0
+        changed = load_deployments(settings) or summary.stats.files > 0
         result = build_marts(settings, changed=changed)
         summary.marts_s = result.seconds if result else 0.0
+    queue_alerts(settings, run_id)
+    deliver_alerts(settings)  # also retries what earlier runs left pending
     summary.duration_s = time.perf_counter() - started
-    close_run(settings, run_id, _run_record(summary))
+    close_run(settings, started_run, _run_record(summary))
     logger.info(
         "done: %d images, %d boxes, %d quarantined in %.1f s (%.2f images/s)",
         summary.stats.images, summary.stats.detections, summary.stats.quarantined,

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -28,6 +28,30 @@ def _default_mirror() -> str | None:
     """The model mirror of this repo's checkouts: ``../shared/models`` when it exists."""
     beside = REPO_ROOT.parent / "shared" / "models"
     return str(beside) if beside.is_dir() else None
+
+
+class AlertRule(BaseModel):
+    """One alert rule (see docs/alerts.md). URLs never live here: ``channels`` names them."""
+
+    name: str = Field(description="Unique name; part of every alert's id.")
+    kind: Literal["human", "label", "population"] = "human"
+    min_confidence: float = Field(default=0.7, ge=0.0, le=1.0, description="human: any person box")
+    labels: dict[str, float] = Field(
+        default_factory=dict, description="label: label -> minimum confidence (lower case)"
+    )
+    sites: list[str] = Field(default_factory=list, description="Only these sites (empty: all).")
+    hours: list[str] = Field(
+        default_factory=list,
+        description="Camera-local time windows 'HH:MM-HH:MM' (may wrap midnight); empty: all day.",
+    )
+    z_threshold: float = Field(default=2.0, gt=0.0, description="population: |z| at least this")
+    channels: list[str] = Field(
+        default_factory=list,
+        description="alert_channels names ('default': TRAPFLOW_ALERT_URLS); empty: default.",
+    )
+    cooldown_min: float | None = Field(
+        default=None, ge=0.0, description="Per site; default: alert_cooldown_min."
+    )
 
 
 class Settings(BaseSettings):
@@ -52,6 +76,11 @@ class Settings(BaseSettings):
     )
     model_dir: Path | None = Field(
         default=None, description="Where verified model files live (default: <home>/models)."
+    )
+    lake: str | None = Field(
+        default=None,
+        description="Scale-out: a folder or s3:// URL where every worker writes its raw rows as "
+        "Parquet; the marts builder reads them (docs/scaling.md). Unset: the DuckDB file.",
     )
     model_mirror: str | None = Field(
         default_factory=_default_mirror,
@@ -89,6 +118,48 @@ class Settings(BaseSettings):
         default=0, ge=0, description="onnxruntime threads per session (0: one per core)."
     )
     batch_size: int = Field(default=32, ge=1, description="Images per task and per transaction.")
+    general_categories: tuple[str, ...] = Field(
+        default=("person", "vehicle", "animal"),
+        description="Categories kept from general_model (drop 'animal' to trust only "
+        "animal_model for animals).",
+    )
+    species_model: str | None = Field(
+        default=None,
+        description="Species classifier on animal crops (a head over the embedder, or a user "
+        "ONNX classifier registered under [models]); none: labels stay the detector's.",
+    )
+    classification_top_k: int = Field(default=3, ge=1, description="Labels kept per crop.")
+    classification_min_confidence: float = Field(
+        default=0.2, ge=0.0, le=1.0, description="Animal boxes below this are not classified."
+    )
+    geofence_file: Path | None = Field(
+        default=None, description="TOML of the taxa allowed per site (see docs/models.md)."
+    )
+    repeat_min_occurrences: int = Field(
+        default=20, ge=2, description="Repeat detection: images a box must recur in."
+    )
+    repeat_iou: float = Field(default=0.9, gt=0.0, le=1.0, description="Repeat detection IoU.")
+    repeat_max_box_area: float = Field(
+        default=0.2, gt=0.0, le=1.0, description="Repeat detection: larger boxes are ignored."
+    )
+    repeat_min_confidence: float = Field(
+        default=0.1, ge=0.0, le=1.0, description="Repeat detection: lower boxes are ignored."
+    )
+    ocr_model: str | None = Field(
+        default="ppocrv4_ocr",
+        description="Reads the time printed on the photo when EXIF has none "
+        "(timestamp_source 'ocr'); empty switches it off.",
+    )
+    ocr_dayfirst: bool | None = Field(
+        default=None,
+        description="Info bars like 05/06/2024: day first (true), month first (false), "
+        "or decide from the digits (unset: month first when ambiguous).",
+    )
+    models: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="Your own models by path and SHA-256, e.g. [models.my_mdv5] file=..., "
+        "sha256=..., decoder='yolov5' (see docs/models.md).",
+    )
 
     # Marts
     detection_thresholds: dict[str, float] = Field(
@@ -96,9 +167,55 @@ class Settings(BaseSettings):
         description="Minimum confidence per category counted by the marts (dbt var).",
     )
     build_marts: bool = Field(default=True, description="Run dbt build after each ingest.")
+    # Population marts (docs/marts.md; each is a dbt var)
+    deployments_csv: Path | None = Field(
+        default=None,
+        description="Camtrap DP-like deployments.csv loaded before the marts are built; "
+        "without it, deployments are inferred from the images.",
+    )
+    independence_minutes: float = Field(
+        default=30.0, gt=0.0, description="Detections of a species closer than this are one event."
+    )
+    independence_mode: Literal["last_independent", "last_record"] = Field(
+        default="last_independent",
+        description="Compare to the event's first record (camtrapR lastIndependentRecord) "
+        "or to the previous record (lastRecord).",
+    )
+    camera_down_gap_days: float = Field(
+        default=7.0, gt=0.0, description="Gaps between images longer than this are down days."
+    )
+    min_effort_trap_nights: float = Field(
+        default=5.0, ge=0.0, description="Rolling windows with less effort get no statistics."
+    )
+    classification_threshold: float = Field(
+        default=0.5, ge=0.0, le=1.0, description="Minimum top-1 probability of a species label."
+    )
 
     # Serving
     interval: int = Field(default=60, ge=1, description="Seconds between polls (serve).")
+
+    # Alerts (docs/alerts.md); URLs are secrets: from the environment or a Prefect Secret block
+    alert_rules: list[AlertRule] = Field(
+        default_factory=lambda: [AlertRule(name="human", kind="human", min_confidence=0.7)],
+        description="Alert rules (TOML [[alert_rules]] or TRAPFLOW_ALERT_RULES as JSON).",
+    )
+    alert_urls: SecretStr | None = Field(
+        default=None, description="Comma-separated Apprise URLs: the default channel (secret)."
+    )
+    alert_channels: dict[str, SecretStr] = Field(
+        default_factory=dict,
+        description="Named channels: TRAPFLOW_ALERT_CHANNELS__RANGERS='tgram://...,mailto://...' "
+        "or 'prefect-secret:BLOCK' (secret).",
+    )
+    alert_cooldown_min: float = Field(
+        default=30.0, ge=0.0, description="One alert per site and rule per this many minutes."
+    )
+    alert_max_attempts: int = Field(default=10, ge=1, description="Then the alert is 'failed'.")
+    alert_backoff_s: float = Field(default=60.0, ge=0.0, description="First retry delay; doubles.")
+    alert_timeout_s: float = Field(default=10.0, gt=0.0, description="Apprise cto/rto per URL.")
+    dashboard_url: str = Field(
+        default="http://127.0.0.1:8501", description="Base of the image links in alerts."
+    )
 
     @field_validator("extensions", mode="before")
     @classmethod
@@ -119,7 +236,10 @@ class Settings(BaseSettings):
     @property
     def model_names(self) -> list[str]:
         """Every model a run uses."""
-        names = [self.animal_model, self.general_model, self.person_cue_model]
+        names = [
+            self.animal_model, self.general_model, self.person_cue_model, self.species_model,
+            self.ocr_model,
+        ]  # fmt: skip
         return [n for n in names if n]
 
     @property

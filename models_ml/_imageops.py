@@ -318,6 +318,22 @@ def letterbox(
     """
     if placement != "top-left":
         raise ValueError(f"unsupported letterbox placement {placement!r}; only 'top-left'")
+    canvas, ratio, _ = letterbox_offset(img, size, pad_value, placement)
+    return canvas, ratio
+
+
+def letterbox_offset(
+    img: Image.Image,
+    size: tuple[int, int],
+    pad_value: int,
+    placement: str = "top-left",
+) -> tuple[npt.NDArray[np.uint8], float, tuple[int, int]]:
+    """:func:`letterbox` with ``placement`` "top-left" (YOLOX) or "center" (YOLOv5/MegaDetector).
+
+    Also returns the (left, top) padding in input pixels: input px = original px * r + pad.
+    """
+    if placement not in ("top-left", "center"):
+        raise ValueError(f"unsupported letterbox placement {placement!r}; 'top-left' or 'center'")
     if img.mode != "RGB":
         raise ValueError(f"letterbox expects an RGB image, got mode {img.mode!r}")
     target_w, target_h = size
@@ -328,6 +344,9 @@ def letterbox(
     resized = (
         img if (new_w, new_h) == (w, h) else img.resize((new_w, new_h), Image.Resampling.BILINEAR)
     )
+    left, top = (0, 0)
+    if placement == "center":
+        left, top = (target_w - new_w) // 2, (target_h - new_h) // 2
     canvas = np.full((target_h, target_w, 3), pad_value, dtype=np.uint8)
-    canvas[:new_h, :new_w] = np.asarray(resized, dtype=np.uint8)
-    return canvas, ratio
+    canvas[top : top + new_h, left : left + new_w] = np.asarray(resized, dtype=np.uint8)
+    return canvas, ratio, (left, top)

@@ -41,6 +41,8 @@ class PreprocessedImage:
     ratio: float  # resize ratio applied before letterboxing (input px = original px * ratio)
     orig_width: int
     orig_height: int
+    pad_x: float = 0.0  # left padding in input px (centred letterbox; 0 for top-left)
+    pad_y: float = 0.0  # top padding in input px
 
 
 @dataclass(frozen=True)

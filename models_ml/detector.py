@@ -6,6 +6,8 @@ One class covers every detector in the manifest; ``spec.output.decoder`` picks t
   objectness and class scores (sigmoided). MegadetectorLite.
 * ``yolov5``: the same layout as exported by YOLOv5 (MegaDetector v5); without labels in the
   spec the classes are MegaDetector's 0 animal, 1 person, 2 vehicle.
+* ``yolov8``: ultralytics exports (MegaDetector v6 YOLOv9/YOLOv10-c): ``[N, 4 + C, A]``
+  with cx, cy, w, h in input pixels and class scores, no objectness (taken as 1).
 * ``yolox_raw``: the raw YOLOX head ``[N, A, 5 + C]``; boxes are decoded here over the
   stride-8/16/32 grids (``xy = (xy + grid) * stride``, ``wh = exp(wh) * stride``).
 
@@ -26,7 +28,7 @@ import numpy.typing as npt
 from PIL import Image
 
 from ._boxes import batched_nms, cxcywh_to_xyxy, to_normalised_xywh
-from ._imageops import letterbox
+from ._imageops import letterbox_offset
 from ._types import CATEGORY_IDS, BBox, Detection, PreprocessedImage
 from .registry import ModelSpec
 from .session import create_session
@@ -34,7 +36,7 @@ from .session import create_session
 #: MegaDetector v5/v6 class order (model output index -> class name = category).
 MD_CLASS_NAMES: tuple[str, ...] = ("animal", "person", "vehicle")
 
-DECODERS = frozenset({"yolox_decoded", "yolox_raw", "yolov5"})
+DECODERS = frozenset({"yolox_decoded", "yolox_raw", "yolov5", "yolov8"})
 DEFAULT_CONF_FLOOR = 0.05
 DEFAULT_MAX_DETECTIONS = 100
 _MAX_LOG_WH = 50.0  # exp() input cap for raw-head widths/heights (float32 overflows at ~88)
@@ -110,9 +112,9 @@ class YoloxDetector:
         unknown = {c for c in class_categories if c is not None and c not in CATEGORY_IDS}
         if unknown:
             raise ValueError(f"unknown categories {sorted(unknown)}; use {sorted(CATEGORY_IDS)}")
-        if spec.input.channels not in ("RGB", "BGR") or spec.input.scale != "0-255":
+        if spec.input.channels not in ("RGB", "BGR") or spec.input.scale not in ("0-255", "0-1"):
             raise ValueError(
-                f"{spec.name}: detector input must be RGB/BGR 0-255, got "
+                f"{spec.name}: detector input must be RGB/BGR, 0-255 or 0-1, got "
                 f"{spec.input.channels} {spec.input.scale}"
             )
         self.spec = spec
@@ -122,6 +124,8 @@ class YoloxDetector:
         self.max_detections = max_detections
         self.max_batch = max(1, max_batch)
         self._kept_classes = np.array([c is not None for c in class_categories], dtype=bool)
+        self._input_name = spec.input.name or _only(session.get_inputs(), spec.name, "input")
+        self._output_name = spec.output.name or _only(session.get_outputs(), spec.name, "output")
         self._check_session()
 
     # ----------------------------------------------------------------- construction
@@ -159,17 +163,22 @@ class YoloxDetector:
         inputs = {i.name: i for i in self.session.get_inputs()}
         outputs = {o.name: o for o in self.session.get_outputs()}
         spec = self.spec
-        if spec.input.name not in inputs or spec.output.name not in outputs:
+        if self._input_name not in inputs or self._output_name not in outputs:
             raise ValueError(
                 f"{spec.name}: the model has inputs {sorted(inputs)} and outputs "
-                f"{sorted(outputs)}; the manifest expects input {spec.input.name!r}, "
-                f"output {spec.output.name!r}"
+                f"{sorted(outputs)}; the manifest expects input {self._input_name!r}, "
+                f"output {self._output_name!r}"
             )
-        last = outputs[spec.output.name].shape[-1]
-        if isinstance(last, int) and last != 5 + len(self.class_names):
+        shape = outputs[self._output_name].shape
+        if spec.output.decoder == "yolov8":
+            cols, expected = (shape[1] if len(shape) == 3 else None), 4 + len(self.class_names)
+        else:
+            cols, expected = shape[-1], 5 + len(self.class_names)
+        if isinstance(cols, int) and cols != expected:
             raise ValueError(
-                f"{spec.name}: output has {last} columns per anchor, expected 5 + "
-                f"{len(self.class_names)} classes"
+                f"{spec.name}: output has {cols} columns per anchor, expected {expected} for "
+                f"{len(self.class_names)} classes ({spec.output.decoder}); check the decoder "
+                "and the labels"
             )
 
     # ----------------------------------------------------------------- properties
@@ -184,13 +193,24 @@ class YoloxDetector:
 
     # ----------------------------------------------------------------- the three verbs
     def preprocess(self, img: Image.Image) -> PreprocessedImage:
-        """Letterbox an RGB image to the model input: float32 ``[3, H, W]``, 0-255."""
+        """Letterbox an RGB image to the model input: float32 ``[3, H, W]``, 0-255 or 0-1."""
         inp = self.spec.input
-        canvas, ratio = letterbox(img, inp.size, inp.pad_value, inp.placement)
+        canvas, ratio, (pad_x, pad_y) = letterbox_offset(
+            img, inp.size, inp.pad_value, inp.placement
+        )
         if inp.channels == "BGR":
             canvas = canvas[:, :, ::-1]
         arr = np.ascontiguousarray(canvas.transpose(2, 0, 1), dtype=np.float32)
-        return PreprocessedImage(arr=arr, ratio=ratio, orig_width=img.width, orig_height=img.height)
+        if inp.scale == "0-1":
+            arr *= np.float32(1 / 255)
+        return PreprocessedImage(
+            arr=arr,
+            ratio=ratio,
+            orig_width=img.width,
+            orig_height=img.height,
+            pad_x=pad_x,
+            pad_y=pad_y,
+        )
 
     def predict(self, batch: Sequence[PreprocessedImage]) -> list[FloatArray]:
         """Run the model; one raw ``[A, 5 + C]`` array per image (batched when the model allows)."""
@@ -198,7 +218,7 @@ class YoloxDetector:
         results: list[FloatArray] = []
         for start in range(0, len(batch), step):
             x = np.stack([p.arr for p in batch[start : start + step]])
-            (out,) = self.session.run([self.spec.output.name], {self.spec.input.name: x})
+            (out,) = self.session.run([self._output_name], {self._input_name: x})
             results.extend(np.asarray(out, dtype=np.float32))
         return results
 
@@ -214,6 +234,11 @@ class YoloxDetector:
         if raw.ndim == 3 and raw.shape[0] == 1:
             raw = raw[0]
         n_classes = len(self.class_names)
+        if self.spec.output.decoder == "yolov8" and raw.ndim == 2 and raw.shape[0] == 4 + n_classes:
+            # [4 + C, A] -> the YOLOv5 layout [A, 5 + C] with objectness 1
+            raw = np.concatenate(
+                [raw[:4].T, np.ones((raw.shape[1], 1), np.float32), raw[4:].T], axis=1
+            )
         if raw.ndim != 2 or raw.shape[1] != 5 + n_classes:
             raise ValueError(
                 f"{self.spec.name}: raw output shape {raw.shape}, expected [A, {5 + n_classes}]"
@@ -226,6 +251,8 @@ class YoloxDetector:
         keep = (scores >= conf_floor) & self._kept_classes[class_idx]
         keep &= np.isfinite(raw[:, :5]).all(axis=1) & np.isfinite(scores)
         boxes = cxcywh_to_xyxy(raw[keep, 0:4])
+        if pre.pad_x or pre.pad_y:
+            boxes = boxes - np.array([pre.pad_x, pre.pad_y, pre.pad_x, pre.pad_y])
         scores, class_idx = scores[keep], class_idx[keep]
         order = batched_nms(boxes, scores, class_idx, self.spec.output.nms_iou)
         order = order[: self.max_detections]
@@ -262,6 +289,15 @@ class YoloxDetector:
         return f"YoloxDetector({self.model_id}, {w}x{h}, {self.spec.output.decoder})"
 
 
+def _only(args: Sequence[Any], name: str, what: str) -> str:
+    if len(args) != 1:
+        raise ValueError(
+            f"{name}: the model has {len(args)} {what}s ({[a.name for a in args]}); name the "
+            f"one to use with {what}_name in its [models.{name}] entry"
+        )
+    return str(args[0].name)
+
+
 def _class_names(spec: ModelSpec, model_dir: Path, given: Sequence[str] | None) -> tuple[str, ...]:
     if given is not None:
         return tuple(given)
@@ -271,7 +307,7 @@ def _class_names(spec: ModelSpec, model_dir: Path, given: Sequence[str] | None) 
         path = model_dir / spec.labels_file
         lines = path.read_text(encoding="utf-8").splitlines()
         return tuple(line.strip() for line in lines if line.strip())
-    if spec.output.decoder == "yolov5":
+    if spec.output.decoder in ("yolov5", "yolov8"):
         return MD_CLASS_NAMES
     raise ValueError(f"{spec.name}: no class names (labels, labels_file or class_names=)")
 
@@ -299,6 +335,6 @@ def _class_categories(
         return tuple(categories)
     if spec.categories:
         return tuple(spec.categories.get(name) for name in names)
-    if spec.output.decoder == "yolov5" and tuple(names) == MD_CLASS_NAMES:
+    if spec.output.decoder in ("yolov5", "yolov8") and tuple(names) == MD_CLASS_NAMES:
         return MD_CLASS_NAMES
     raise ValueError(f"{spec.name}: no class -> category map (categories, groups_file or groups=)")

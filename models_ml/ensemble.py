@@ -14,7 +14,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from ._types import CATEGORY_IDS, Detection
+from ._types import CATEGORY_IDS, Detection, PreprocessedImage
 from .detector import DEFAULT_CONF_FLOOR, YoloxDetector
 from .person_cue import ApparelPersonCue
 from .registry import ModelSpec, load_manifest
@@ -115,9 +115,51 @@ class DetectorEnsemble:
             detections.extend(self.person_cue.detect(img, boxes, conf_floor))
         return detections
 
+    def preprocess(self, img: Image.Image) -> tuple[PreprocessedImage, ...]:
+        """Every member's model input for ``img`` (can run ahead, on another thread)."""
+        return tuple(m.detector.preprocess(img) for m in self.members)
+
+    def detect_batch(
+        self,
+        images: Sequence[Image.Image],
+        conf_floor: float = DEFAULT_CONF_FLOOR,
+        preprocessed: Sequence[Sequence[PreprocessedImage]] | None = None,
+    ) -> list[list[Detection]]:
+        """:meth:`detect` for several photos: each member sees the whole batch at once.
+
+        ``preprocessed[i]`` is :meth:`preprocess` of ``images[i]`` when done beforehand.
+        """
+        pres = preprocessed if preprocessed is not None else [self.preprocess(i) for i in images]
+        if len(pres) != len(images):
+            raise ValueError(f"{len(images)} images but {len(pres)} preprocessed inputs")
+        per_image: list[list[Detection]] = [[] for _ in images]
+        for k, member in enumerate(self.members):
+            det = member.detector
+            mine = [p[k] for p in pres]
+            raws = det.predict(mine)
+            found = [det.postprocess(r, p, conf_floor) for r, p in zip(raws, mine, strict=True)]
+            for out, dets in zip(per_image, found, strict=True):
+                out.extend(d for d in dets if d.category in member.categories)
+        if self.person_cue is not None:
+            animal_model = self.members[0].detector.model_id
+            for img, out in zip(images, per_image, strict=True):
+                boxes = [d for d in out if d.model == animal_model and d.category == "animal"]
+                out.extend(self.person_cue.detect(img, boxes, conf_floor))
+        return per_image
+
+    @property
+    def animal_model_id(self) -> str:
+        """The detector trusted for animals (the first member)."""
+        return self.members[0].detector.model_id
+
     def __repr__(self) -> str:
         parts = ", ".join(f"{m.detector.model_id}: {sorted(m.categories)}" for m in self.members)
         return f"DetectorEnsemble({parts})"
+
+
+def is_blank(detections: Iterable[Detection], thresholds: Mapping[str, float]) -> bool:
+    """True when no box reaches its category's threshold (MegaDetector's "blank" image)."""
+    return not any(d.confidence >= thresholds.get(d.category, 1.0) for d in detections)
 
 
 def _load(
@@ -133,5 +175,8 @@ def _load(
     if spec.kind != "detector":
         raise ValueError(f"model {name!r} is a {spec.kind}, not a detector")
     return YoloxDetector.from_spec(
-        spec, Path(model_dir), intra_op_threads=intra_op_threads, providers=providers
+        spec,
+        spec.files_dir(Path(model_dir)),
+        intra_op_threads=intra_op_threads,
+        providers=providers,
     )

@@ -1,5 +1,5 @@
--- The two marts count the same boxes: per site and category, the detections in
--- fct_daily_population equal the n_* of the dated media in dim_media.
+-- The two marts count the same individuals: per site and category, the detections in
+-- fct_daily_population equal the n_* of the media in dim_media that sit in a deployment.
 
 with
 
@@ -20,9 +20,9 @@ population_totals as (
     group by site_id, category
 ),
 
-dated_media as (
+deployed_media as (
     select * from media
-    where captured_at is not null
+    where deployment_id is not null
 ),
 
 media_totals as (
@@ -30,7 +30,7 @@ media_totals as (
         site_id,
         'animal' as category,
         sum(n_animals) as detections
-    from dated_media
+    from deployed_media
     group by site_id
 
     union all
@@ -39,7 +39,7 @@ media_totals as (
         site_id,
         'person' as category,
         sum(n_persons) as detections
-    from dated_media
+    from deployed_media
     group by site_id
 
     union all
@@ -48,7 +48,7 @@ media_totals as (
         site_id,
         'vehicle' as category,
         sum(n_vehicles) as detections
-    from dated_media
+    from deployed_media
     group by site_id
 ),
 

@@ -16,6 +16,9 @@ def build_marts(settings: Settings, changed: bool = True) -> DbtResult | None:
 
     A poll that found nothing new leaves marts that exist as they are (saves ~4 s a poll).
     """
+    if settings.lake:  # many workers, one marts builder: `trapflow marts` / refresh-marts
+        get_run_logger().info("lake mode: marts are built by the refresh-marts deployment")
+        return None
     if not changed and _warehouse.has_marts(settings.warehouse_path):
         get_run_logger().info("nothing new: marts left as they are")
         return None

@@ -8,16 +8,22 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from flows._discovery import SourceFile
-from flows._models import ensure_models
-from flows._process import BatchContext, BatchStats, load_ensemble, process_batch
+from flows._process import (
+    BatchStats,
+    batch_context,
+    ensure_pipeline_models,
+    flag_repeats,
+    process_batch,
+)
 from flows.settings import Settings
 from flows.tasks._retry import retry_on_io
+from models_ml.repeats import RepeatParams
 
 
 @task(retries=2, retry_delay_seconds=[5, 30], retry_condition_fn=retry_on_io, cache_policy=NO_CACHE)
 def fetch_models(settings: Settings) -> Path:
-    """Verified local copies of the configured detectors (pulled from the mirror if missing)."""
-    return ensure_models(settings, settings.model_names)
+    """Verified local copies of the configured models (pulled from the mirror if missing)."""
+    return ensure_pipeline_models(settings)
 
 
 @task(cache_policy=NO_CACHE)
@@ -29,28 +35,29 @@ def detect_and_load(
     files: list[SourceFile],
     label: str,
 ) -> BatchStats:
-    """Hash, read EXIF, detect and load one batch of files (one transaction)."""
-    ensemble = load_ensemble(
-        model_dir,
-        settings.animal_model,
-        settings.general_model,
-        settings.intra_op_threads,
-        settings.person_cue_model,
-    )
-    ctx = BatchContext(
-        source_uri=source_uri,
-        warehouse=settings.warehouse_path,
-        run_id=run_id,
-        layout=settings.layout,
-        max_image_pixels=settings.max_image_pixels,
-        inference_floor=settings.inference_floor,
-        ensemble=ensemble,
-    )
-    stats = process_batch(ctx, files)
-    seconds = stats.read_s + stats.detect_s + stats.load_s
+    """Hash, read EXIF, detect, classify and load one batch of files (one transaction)."""
+    stats = process_batch(batch_context(settings, model_dir, source_uri, run_id), files)
+    seconds = stats.read_s + stats.detect_s + stats.classify_s + stats.load_s
     get_run_logger().info(
-        "%s: %d images, %d duplicates, %d quarantined, %d boxes (%.1f images/s)",
+        "%s: %d images, %d duplicates, %d quarantined, %d boxes, %d labels (%.1f images/s)",
         label, stats.images, stats.duplicates, stats.quarantined, stats.detections,
-        stats.images / seconds if seconds else 0.0,
+        stats.classifications, stats.images / seconds if seconds else 0.0,
     )  # fmt: skip
     return stats
+
+
+@task(cache_policy=NO_CACHE)
+def mark_repeat_detections(settings: Settings, run_id: str) -> int:
+    """Repeat-detection elimination for the cameras this run touched (flags, never deletes)."""
+    if settings.lake:  # the workers write Parquet; flags need the whole camera history
+        get_run_logger().info("lake mode: repeat detections are left to the marts builder")
+        return 0
+    params = RepeatParams(
+        iou=settings.repeat_iou,
+        min_occurrences=settings.repeat_min_occurrences,
+        max_box_area=settings.repeat_max_box_area,
+        min_confidence=settings.repeat_min_confidence,
+    )
+    flagged = flag_repeats(settings.warehouse_path, run_id, params)
+    get_run_logger().info("repeat detections: %d boxes flagged at the cameras of this run", flagged)
+    return flagged

@@ -31,7 +31,8 @@ def pulled_models(tmp_path_factory: pytest.TempPathFactory, model_mirror: Path) 
 
     model_dir = tmp_path_factory.mktemp("models")
     manifest = registry.load_manifest()
-    for name in ("mdlite_yolox_tiny", "yolox_nano_coco", "mobilenetv2_12_int8_imagenet"):
+    names = ("mdlite_yolox_tiny", "yolox_nano_coco", "mobilenetv2_12_int8_imagenet", "ppocrv4_ocr")
+    for name in names:
         registry.pull(manifest[name], model_dir, str(model_mirror))
     return model_dir
 

@@ -108,3 +108,57 @@ def raw_row(
 ) -> list[float]:
     """One anchor row: cx, cy, w, h, objectness, class scores."""
     return [*box, obj, *classes]
+
+
+def head_model(path: Path, weights: np.ndarray, bias: np.ndarray | None = None) -> Path:
+    """A species head: ``embedding [N, D] -> probabilities [N, C] = softmax(x @ W.T + b)``.
+
+    ``weights`` is ``[C, D]`` (one row per label), the agreed head format (docs/models.md).
+    """
+    w = np.asarray(weights, dtype=np.float32)
+    b = np.zeros(w.shape[0], np.float32) if bias is None else np.asarray(bias, np.float32)
+    nodes = [
+        helper.make_node("Gemm", ["embedding", "W", "B"], ["logits"], transB=1),
+        helper.make_node("Softmax", ["logits"], ["probabilities"], axis=1),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "species_head",
+        [helper.make_tensor_value_info("embedding", TensorProto.FLOAT, ["N", w.shape[1]])],
+        [helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, ["N", w.shape[0]])],
+        initializer=[numpy_helper.from_array(w, "W"), numpy_helper.from_array(b, "B")],
+    )
+    return _save(graph, path)
+
+
+def channel_mean_classifier(path: Path, size: tuple[int, int] = (32, 32)) -> Path:
+    """A crop classifier ``input [N,3,H,W] -> logits [N,3]``: 10 x the mean of each channel.
+
+    With 0-1 scaling a red crop gives the highest logit for class 0, green 1, blue 2.
+    """
+    width, height = size
+    nodes = [
+        helper.make_node("ReduceMean", ["input"], ["mean"], axes=[2, 3], keepdims=0),
+        helper.make_node("Mul", ["mean", "ten"], ["logits"]),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "channel_mean",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", 3, height, width])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", 3])],
+        initializer=[
+            numpy_helper.from_array(np.array(10.0, dtype=np.float32), "ten"),
+        ],
+    )
+    return _save(graph, path)
+
+
+def _save(graph: onnx.GraphProto, path: Path) -> Path:
+    model = helper.make_model(
+        graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="trapflow-tests"
+    )
+    model.ir_version = IR_VERSION
+    onnx.checker.check_model(model)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    onnx.save(model, str(path))
+    return path

@@ -1,0 +1,85 @@
+"""What a marts rebuild costs after 1 % new images, against a full build, at >= 1M detections.
+
+    .venv/bin/python bench/incremental_build.py --detections 1000000 [--fraction 0.01]
+
+1. bench/synthetic_warehouse.py makes the warehouse; `dbt run --full-refresh` builds everything.
+2. `append_new` adds FRACTION x the images (new, after the last one); `dbt run` rebuilds
+   (int_detections_labelled incremental: only media whose state changed are re-labelled).
+3. `dbt run --full-refresh` on the same data: the full cost, and the marts must be identical.
+4. `dbt test` once, for its time (tests scan whole marts).
+
+Prints one JSON line: seconds per step, the slowest models of each run, row counts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.synthetic_warehouse import append_new, generate
+from flows._dbt import run_dbt
+from flows.settings import Settings
+
+MARTS = ("fct_events", "fct_daily_population", "fct_population_variance", "dim_media")
+
+
+def _models(settings: Settings, top: int = 5) -> dict[str, float]:
+    results = json.loads((settings.scratch_path / "target" / "run_results.json").read_text())
+    timed = sorted(
+        ((r["unique_id"].split(".")[-1], r["execution_time"]) for r in results["results"]),
+        key=lambda x: -x[1],
+    )
+    return {name: round(seconds, 2) for name, seconds in timed[:top]}
+
+
+def _fingerprint(path: Path) -> dict[str, str]:
+    with duckdb.connect(str(path), read_only=True) as con:
+        out = {}
+        for mart in MARTS:
+            rows = con.execute(f"select * from marts.{mart} order by all").fetchall()
+            out[mart] = f"{len(rows)} rows " + hashlib.sha256(repr(rows).encode()).hexdigest()[:12]
+        return out
+
+
+def _timed(settings: Settings, command: str, *extra: str) -> dict[str, Any]:
+    t0 = time.perf_counter()
+    run_dbt(settings, command, *extra)
+    seconds = round(time.perf_counter() - t0, 2)
+    return {"seconds": seconds, "slowest": _models(settings)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--detections", type=int, default=1_000_000)
+    parser.add_argument("--fraction", type=float, default=0.01)
+    parser.add_argument("--work", type=Path, default=None, help="folder for the warehouse")
+    args = parser.parse_args()
+    work = args.work or Path(tempfile.mkdtemp(prefix="trapflow-bench-"))
+    work.mkdir(parents=True, exist_ok=True)
+    warehouse = work / "synthetic.duckdb"
+    settings = Settings(warehouse=warehouse, home=work)
+    out: dict[str, Any] = {"generate": generate(warehouse, args.detections)}
+    out["full_build"] = _timed(settings, "run", "--full-refresh")
+    out["append"] = append_new(warehouse, args.fraction)
+    out["incremental_build"] = _timed(settings, "run")
+    incremental = _fingerprint(warehouse)
+    out["full_build_after_append"] = _timed(settings, "run", "--full-refresh")
+    full = _fingerprint(warehouse)
+    out["marts_identical"] = incremental == full
+    out["marts"] = full
+    out["test"] = _timed(settings, "test")
+    print(json.dumps(out))
+
+
+if __name__ == "__main__":
+    main()

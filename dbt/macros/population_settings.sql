@@ -1,0 +1,56 @@
+{#- The population vars, checked: a bad --vars fails the compile with a message naming the var,
+    never a quiet build with nonsense. Returns a dict. -#}
+{% macro population_settings() -%}
+    {%- set mode = var('independence_mode', 'last_independent') -%}
+    {%- if mode not in ['last_independent', 'last_record'] -%}
+        {{ exceptions.raise_compiler_error(
+            "var independence_mode must be 'last_independent' or 'last_record'; got " ~ mode
+        ) }}
+    {%- endif -%}
+    {%- set period = var('trend_period', 'month') -%}
+    {%- if period not in ['week', 'month'] -%}
+        {{ exceptions.raise_compiler_error(
+            "var trend_period must be 'week' or 'month'; got " ~ period
+        ) }}
+    {%- endif -%}
+    {%- set numbers = {} -%}
+    {%- for name, low, high, default in [
+        ('independence_minutes', 0, none, 30),
+        ('camera_down_gap_days', 0, none, 7),
+        ('min_effort_trap_nights', -1, none, 5),
+        ('classification_threshold', -1, 1, 0.5),
+        ('trend_alpha', 0, 1, 0.05),
+    ] -%}
+        {%- set value = var(name, default) -%}
+        {%- if value is not number or value is sameas true or value is sameas false
+            or value <= low or (high is not none and value > high) -%}
+            {{ exceptions.raise_compiler_error(
+                "var " ~ name ~ " must be a number "
+                ~ ("> " ~ low if low >= 0 else ">= 0")
+                ~ (" and <= " ~ high if high is not none else "") ~ "; got " ~ value
+            ) }}
+        {%- endif -%}
+        {%- do numbers.update({name: value}) -%}
+    {%- endfor -%}
+    {%- do numbers.update({
+        'independence_mode': mode,
+        'trend_period': period,
+        'person_cue_detector': (var('person_cue_detector', '') or '') | string,
+        'independence_us': (numbers['independence_minutes'] * 60000000) | round | int,
+        'down_gap_us': (numbers['camera_down_gap_days'] * 86400000000) | round | int,
+    }) -%}
+    {{ return(numbers) }}
+{%- endmacro %}
+
+{#- A string that changes whenever a var that decides which boxes count and how they are
+    labelled changes: stored with the incremental rows, so a change rebuilds them all. -#}
+{% macro counting_rules_fingerprint() -%}
+    {%- set parts = [] -%}
+    {%- for rule in detection_rules() -%}
+        {%- do parts.append(rule.category ~ ':' ~ rule.model_name ~ '>=' ~ rule.min_confidence) -%}
+    {%- endfor -%}
+    {%- set s = population_settings() -%}
+    {%- do parts.append('cue:' ~ s.person_cue_detector) -%}
+    {%- do parts.append('cls>=' ~ s.classification_threshold) -%}
+    {{ return(parts | join(';') | replace("'", "''")) }}
+{%- endmacro %}

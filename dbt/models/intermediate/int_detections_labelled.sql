@@ -1,0 +1,244 @@
+{#- One row per box that is a candidate for counting, with its resolved label and whether it
+    counts. Candidates: the counting detectors' boxes at or above threshold (latest model
+    version, int_detections_filtered_to_threshold), the person-cue model's person boxes at or
+    above the person threshold, and any box a reviewer confirmed (whatever its confidence).
+
+    Label: review.labels (latest per detection) > top-1 classification with probability >=
+    classification_threshold and not geofence-rolled-up (animals only) > the detector's label.
+    Not counted: boxes a reviewer marked false positive (the box, or its whole image, or the
+    image 'blank'), and boxes flagged 'repeat_detection'.
+
+    Incremental by media: a media is rebuilt when anything about it changed (its row, its boxes,
+    classifications, flags, reviews) or when the counting vars changed (media_state). -#}
+{{ config(
+    materialized='incremental',
+    incremental_strategy='append',
+    on_schema_change='append_new_columns',
+    pre_hook="{% if is_incremental() %}delete from {{ this }} where media_id in ({{ changed_media_sql(this) }}){% endif %}",
+) }}
+{%- set s = population_settings() -%}
+{%- set thresholds = var('detection_thresholds') -%}
+
+with
+
+changed_media as (
+    {{ changed_media_sql(this if is_incremental() else none) }}
+),
+
+media_state as (
+    {{ media_state_sql() }}
+),
+
+media as (
+    select * from {{ ref('stg_pipeline__media') }}
+    where media_id in (select media_id from changed_media)
+),
+
+detections as (
+    select * from {{ ref('stg_pipeline__detections') }}
+    where media_id in (select media_id from changed_media)
+),
+
+counted_by_threshold as (
+    select * from {{ ref('int_detections_filtered_to_threshold') }}
+    where media_id in (select media_id from changed_media)
+),
+
+reviews as (
+    select * from {{ ref('stg_review__labels') }}
+    where media_id in (select media_id from changed_media)
+),
+
+classifications as (
+    select * from {{ ref('stg_pipeline__classifications') }}
+    where media_id in (select media_id from changed_media)
+),
+
+flags as (
+    select * from {{ ref('stg_pipeline__detection_flags') }}
+    where flag = 'repeat_detection'
+),
+
+detection_reviews as (
+    select * from reviews
+    where not is_image_label
+    qualify row_number() over (
+        partition by detection_id order by reviewed_at desc, label_id desc
+    ) = 1
+),
+
+image_verdicts as (
+    {#- the latest image-level row decides whether the whole image is a false positive -#}
+    select
+        media_id,
+        is_false_positive
+    from reviews
+    where is_image_label
+    qualify row_number() over (
+        partition by media_id order by reviewed_at desc, label_id desc
+    ) = 1
+),
+
+person_cue_latest_versions as (
+    select
+        media_id,
+        model_name,
+        model_version
+    from detections
+    where model_name = '{{ s.person_cue_detector | replace("'", "''") }}'
+    group by media_id, model_name, model_version
+    qualify row_number() over (
+        partition by media_id, model_name
+        order by max(detected_at) desc, model_version desc
+    ) = 1
+),
+
+person_cue_boxes as (
+    select detections.*
+    from detections
+    inner join person_cue_latest_versions
+        on
+            detections.media_id = person_cue_latest_versions.media_id
+            and detections.model_name = person_cue_latest_versions.model_name
+            and detections.model_version = person_cue_latest_versions.model_version
+    where
+        detections.category = 'person'
+        and detections.confidence >= cast({{ thresholds['person'] }} as double)
+),
+
+candidates as (
+    select
+        detection_id,
+        media_id,
+        model_name,
+        category,
+        label as detector_label,
+        confidence,
+        'detector' as evidence
+    from counted_by_threshold
+
+    union all
+
+    select
+        detection_id,
+        media_id,
+        model_name,
+        category,
+        label as detector_label,
+        confidence,
+        'person_cue' as evidence
+    from person_cue_boxes
+
+    union all
+
+    select
+        detections.detection_id,
+        detections.media_id,
+        detections.model_name,
+        detections.category,
+        detections.label as detector_label,
+        detections.confidence,
+        'review' as evidence
+    from detections
+    inner join detection_reviews
+        on detections.detection_id = detection_reviews.detection_id
+    where
+        not detection_reviews.is_false_positive
+        and detections.detection_id not in (select detection_id from counted_by_threshold)
+        and detections.detection_id not in (select detection_id from person_cue_boxes)
+),
+
+top_classifications as (
+    select
+        detection_id,
+        label,
+        probability,
+        is_rolled_up
+    from classifications
+    where label_rank = 1
+    qualify row_number() over (
+        partition by detection_id order by classified_at desc, probability desc, model_name
+    ) = 1
+),
+
+labelled as (
+    select
+        candidates.*,
+        media.site_id,
+        media.camera_id,
+        media.captured_at,
+        media.captured_on,
+        top_classifications.label as classifier_label,
+        top_classifications.probability as classifier_probability,
+        detection_reviews.label as review_label,
+        coalesce(detection_reviews.category, candidates.category) as resolved_category,
+        case
+            when detection_reviews.label is not null then 'review'
+            when
+                candidates.category = 'animal'
+                and top_classifications.probability
+                >= cast({{ s.classification_threshold }} as double)
+                and not top_classifications.is_rolled_up
+                then 'classifier'
+            else 'detector'
+        end as label_source,
+        detection_reviews.is_false_positive as is_reviewed_false_positive,
+        image_verdicts.is_false_positive as is_image_false_positive,
+        candidates.detection_id in (select detection_id from flags) as is_repeat_detection
+    from candidates
+    inner join media
+        on candidates.media_id = media.media_id
+    left join top_classifications
+        on candidates.detection_id = top_classifications.detection_id
+    left join detection_reviews
+        on candidates.detection_id = detection_reviews.detection_id
+    left join image_verdicts
+        on candidates.media_id = image_verdicts.media_id
+),
+
+final as (
+    select
+        ----------  ids
+        labelled.detection_id,
+        labelled.media_id,
+        labelled.site_id,
+        labelled.camera_id,
+
+        ----------  what was found
+        labelled.model_name,
+        labelled.evidence,
+        case when labelled.resolved_category = 'blank' then labelled.category
+            else labelled.resolved_category end as category,
+        case labelled.label_source
+            when 'review' then labelled.review_label
+            when 'classifier' then labelled.classifier_label
+            else labelled.detector_label
+        end as label,
+        labelled.label_source,
+        labelled.detector_label,
+        labelled.classifier_label,
+        labelled.classifier_probability,
+        labelled.confidence,
+
+        ----------  booleans
+        not (
+            coalesce(labelled.is_reviewed_false_positive, false)
+            or coalesce(labelled.is_image_false_positive, false)
+            or labelled.is_repeat_detection
+        ) as is_counted,
+        coalesce(labelled.is_reviewed_false_positive, false)
+        or coalesce(labelled.is_image_false_positive, false) as is_false_positive,
+        labelled.is_repeat_detection,
+
+        ----------  dates and timestamps (camera-local)
+        labelled.captured_on,
+        labelled.captured_at,
+
+        ----------  incremental bookkeeping
+        media_state.media_state
+    from labelled
+    inner join media_state
+        on labelled.media_id = media_state.media_id
+)
+
+select * from final

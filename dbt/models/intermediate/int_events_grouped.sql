@@ -1,0 +1,123 @@
+{#- Independent events (field guide 5.2) per site x category x label, from the per-image
+    observations of deployed media (corrected camera-local time). A record starts a new event
+    when it is at least independence_minutes after
+      - the event's first record (independence_mode 'last_independent', camtrapR
+        lastIndependentRecord: fixed windows), or
+      - the previous record (independence_mode 'last_record': rolling).
+    A gap of exactly the interval is a new event. MaxN = the most individuals of the label in
+    one image of the event (not the sum over images). -#}
+{{ config(materialized='table') }}  {#- read by several marts: computed once -#}
+{%- set s = population_settings() -%}
+
+with
+
+observations as (
+    select * from {{ ref('int_observations_per_image') }}
+),
+
+placed as (
+    select * from {{ ref('int_media_deployed') }}
+),
+
+records as (
+    select
+        observations.media_id,
+        observations.category,
+        observations.label,
+        observations.individuals,
+        observations.is_human,
+        placed.site_id,
+        placed.camera_id,
+        placed.deployment_id,
+        placed.captured_at,
+        epoch_us(placed.captured_at) as captured_us
+    from observations
+    inner join placed
+        on observations.media_id = placed.media_id
+),
+
+{% if s.independence_mode == 'last_record' %}
+starts as (
+    select distinct
+        site_id,
+        category,
+        label,
+        captured_us as started_us
+    from (
+        select
+            site_id,
+            category,
+            label,
+            captured_us,
+            lag(captured_us) over (
+                partition by site_id, category, label order by captured_us
+            ) as previous_us
+        from records
+    )
+    where previous_us is null or captured_us - previous_us >= {{ s.independence_us }}
+),
+{% else %}
+series as (
+    select
+        site_id,
+        category,
+        label,
+        list(distinct captured_us order by captured_us) as times_us
+    from records
+    group by site_id, category, label
+),
+
+starts as (
+    {#- fold over the sorted times: a time >= the current event's start + interval opens
+        the next event -#}
+    select
+        site_id,
+        category,
+        label,
+        unnest(list_reduce(
+            times_us,
+            lambda acc, t: case
+                when t - acc[-1] >= {{ s.independence_us }} then list_append(acc, t)
+                else acc
+            end,
+            [times_us[1]]
+        )) as started_us
+    from series
+),
+{% endif %}
+
+assigned as (
+    select
+        records.*,
+        starts.started_us
+    from records
+    asof inner join starts
+        on records.site_id = starts.site_id
+        and records.category = starts.category
+        and records.label = starts.label
+        and records.captured_us >= starts.started_us
+),
+
+events as (
+    select
+        md5(concat_ws('|', site_id, category, label, cast(started_us as varchar))) as event_id,
+        site_id,
+        category,
+        label,
+        bool_or(is_human) as is_human,
+        arg_min(camera_id, captured_us) as camera_id,
+        arg_min(deployment_id, captured_us) as deployment_id,
+        min(captured_at) as event_started_at,
+        max(captured_at) as event_ended_at,
+        count(distinct media_id) as images,
+        count(distinct camera_id) as cameras,
+        max(individuals) as max_count,
+        sum(individuals) as individual_detections
+    from assigned
+    group by site_id, category, label, started_us
+)
+
+select
+    *,
+    cast(event_started_at as date) as started_on
+from events
