@@ -20,6 +20,8 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from flows._privacy import DEFAULT_SENSITIVE
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 MEDIA_EXTENSIONS = ("jpg", "jpeg", "png", "tif", "tiff")
 
@@ -189,6 +191,16 @@ class Settings(BaseSettings):
     )
     classification_threshold: float = Field(
         default=0.5, ge=0.0, le=1.0, description="Minimum top-1 probability of a species label."
+    )
+
+    # Privacy (flows/_privacy.py): shown and exported coordinates of these taxa are generalised
+    sensitive_species: tuple[str, ...] = Field(
+        default=DEFAULT_SENSITIVE,
+        description="Taxa whose locations are generalised (substring match on the label; add "
+        "IUCN CR/EN species you work with).",
+    )
+    sensitive_grid_km: float = Field(
+        default=10.0, ge=0.0, description="Grid cell (km) sensitive coordinates are rounded to."
     )
 
     # Serving
