@@ -1,20 +1,193 @@
-"""Pure DataFrame -> chart functions."""
+"""Pure DataFrame -> chart functions (altair, pydeck). No queries, no Streamlit calls."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import altair as alt
 import pandas as pd
+import pydeck as pdk
+
+WIDTH_STEP = 180
 
 
-def images_per_day(df: pd.DataFrame) -> alt.Chart:
-    daily = df.groupby(["captured_on", "label"], as_index=False)["images"].sum()
+def _band(df: pd.DataFrame) -> pd.DataFrame:
+    out = df.copy()
+    sd = out["rolling_var_7d"].clip(lower=0) ** 0.5
+    out["band_lo"] = (out["rolling_mean_7d"] - sd).clip(lower=0)
+    out["band_hi"] = out["rolling_mean_7d"] + sd
+    return out
+
+
+def rai_with_variance(df: pd.DataFrame) -> alt.LayerChart:
+    """Daily RAI (points), its 7-day rolling mean (line) and mean ± 1 sd (band), per label."""
+    data = _band(df)
+    base = alt.Chart(data).encode(
+        x=alt.X("captured_on:T", title="day"), color=alt.Color("label:N", title="species")
+    )
+    band = base.mark_area(opacity=0.2).encode(
+        y=alt.Y("band_lo:Q", title="RAI (events / 100 trap-nights)"), y2="band_hi:Q"
+    )
+    line = base.mark_line().encode(
+        y="rolling_mean_7d:Q",
+        tooltip=["captured_on:T", "label:N", "rolling_mean_7d:Q", "rolling_cv_7d:Q"],
+    )
+    points = base.mark_circle(size=18, opacity=0.6).encode(
+        y="rai:Q", tooltip=["captured_on:T", "label:N", "events:Q", "trap_nights:Q", "rai:Q"]
+    )
+    return alt.layer(band, line, points).properties(height=280)
+
+
+def effort(df: pd.DataFrame) -> alt.Chart:
+    """Trap-nights per day: shown beside every count so a drop in effort reads as one."""
+    daily = df.groupby("captured_on", as_index=False)["trap_nights"].max()
     return (
         alt.Chart(daily)
+        .mark_bar(color="#999999")
+        .encode(
+            x=alt.X("captured_on:T", title="day"),
+            y=alt.Y("trap_nights:Q", title="effort (trap-nights)"),
+            tooltip=["captured_on:T", "trap_nights:Q"],
+        )
+        .properties(height=120)
+    )
+
+
+def events_per_day(df: pd.DataFrame) -> alt.Chart:
+    return (
+        alt.Chart(df)
         .mark_bar()
         .encode(
             x=alt.X("captured_on:T", title="day"),
-            y=alt.Y("images:Q", title="images with a detection"),
+            y=alt.Y("events:Q", title="independent events"),
+            color=alt.Color("label:N", title="species"),
+            tooltip=["captured_on:T", "label:N", "events:Q", "trap_nights:Q"],
+        )
+        .properties(height=180)
+    )
+
+
+def cv_and_z(df: pd.DataFrame) -> alt.Chart:
+    """CV of the 7-day window and the z-score of the 7-day mean over time, one panel each."""
+    long = df.melt(
+        id_vars=["captured_on", "label"],
+        value_vars=["rolling_cv_7d", "z_score"],
+        var_name="statistic",
+        value_name="value",
+    ).dropna(subset=["value"])
+    return (
+        alt.Chart(long)
+        .mark_line(point=False)
+        .encode(
+            x=alt.X("captured_on:T", title="day"),
+            y=alt.Y("value:Q", title=None),
+            color=alt.Color("label:N", title="species"),
+            row=alt.Row("statistic:N", title=None),
+            tooltip=["captured_on:T", "label:N", "statistic:N", "value:Q"],
+        )
+        .properties(height=120)
+        .resolve_scale(y="independent")
+    )
+
+
+def events_per_site(df: pd.DataFrame) -> alt.Chart:
+    return (
+        alt.Chart(df)
+        .mark_bar()
+        .encode(
+            x=alt.X("events:Q", title="independent events"),
+            y=alt.Y("site_id:N", title="site", sort="-x"),
             color=alt.Color("label:N", title="label"),
-            tooltip=["captured_on:T", "label:N", "images:Q"],
+            tooltip=["site_id:N", "category:N", "label:N", "events:Q"],
+        )
+    )
+
+
+def deployments_map(df: pd.DataFrame) -> pdk.Deck | None:
+    """Deployments with coordinates as circles sized by events; None when none has GPS."""
+    located = df.dropna(subset=["latitude", "longitude"])
+    if located.empty:
+        return None
+    data: list[dict[str, Any]] = [
+        {
+            "lat": float(r.latitude),
+            "lon": float(r.longitude),
+            "site": str(r.site_id),
+            "camera": str(r.camera_id),
+            "events": int(r.events),
+            "species": str(r.species) or "-",
+            "note": "generalised" if r.is_generalised else "exact",
+            "radius": 200 + 40 * int(r.events) ** 0.5,
+        }
+        for r in located.itertuples()
+    ]
+    layer = pdk.Layer(
+        "ScatterplotLayer",
+        data=data,
+        get_position="[lon, lat]",
+        get_radius="radius",
+        radius_min_pixels=4,
+        get_fill_color=[200, 60, 30, 160],
+        pickable=True,
+    )
+    view = pdk.ViewState(
+        latitude=float(located["latitude"].mean()),
+        longitude=float(located["longitude"].mean()),
+        zoom=5,
+    )
+    tooltip = {"text": "{site}/{camera}: {events} events\n{species}\ncoordinates: {note}"}
+    return pdk.Deck(layers=[layer], initial_view_state=view, tooltip=tooltip, map_style=None)  # type: ignore[arg-type]
+
+
+def human_timeline(df: pd.DataFrame) -> alt.Chart:
+    return (
+        alt.Chart(df)
+        .mark_bar()
+        .encode(
+            x=alt.X("captured_on:T", title="day"),
+            y=alt.Y("human_events:Q", title="human events"),
+            color=alt.Color("site_id:N", title="site"),
+            tooltip=["captured_on:T", "site_id:N", "human_events:Q", "human_activity_index:Q"],
+        )
+        .properties(height=240)
+    )
+
+
+def queue_by_label(df: pd.DataFrame) -> alt.Chart:
+    counts = df.groupby("labels", as_index=False)["media_id"].count()
+    return (
+        alt.Chart(counts)
+        .mark_bar()
+        .encode(
+            x=alt.X("media_id:Q", title="images in the queue"),
+            y=alt.Y("labels:N", title="labels", sort="-x"),
+            tooltip=["labels:N", "media_id:Q"],
+        )
+        .properties(height=alt.Step(18))
+    )
+
+
+def throughput(df: pd.DataFrame) -> alt.Chart:
+    return (
+        alt.Chart(df.dropna(subset=["images_per_s"]))
+        .mark_line(point=True)
+        .encode(
+            x=alt.X("started_at:T", title="run started"),
+            y=alt.Y("images_per_s:Q", title="images / s"),
+            tooltip=["run_id:N", "status:N", "images_processed:Q", "duration_s:Q"],
+        )
+        .properties(height=200)
+    )
+
+
+def quarantine_reasons(df: pd.DataFrame) -> alt.Chart:
+    counts = df.groupby("reason", as_index=False)["file_path"].count()
+    return (
+        alt.Chart(counts)
+        .mark_bar()
+        .encode(
+            x=alt.X("file_path:Q", title="files"),
+            y=alt.Y("reason:N", title="reason", sort="-x"),
+            tooltip=["reason:N", "file_path:Q"],
         )
     )

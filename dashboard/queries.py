@@ -1,40 +1,423 @@
-"""Every query the dashboard runs. Marts only; short-lived read-only connections, cached."""
+"""Every query the dashboard runs, cached per argument (the warehouse path is always one).
+
+Reads go to the marts (``marts.*``), plus ``alerts.outbox`` (alerts sent) and, where no mart
+carries the grain a page needs, the box-level and run tables named in docs/dashboard.md
+(``raw.detections`` boxes and ``intermediate.int_detections_labelled`` labels for one image on
+the Review page; ``raw.runs`` / ``raw.quarantine`` on Pipeline health). The only write is
+``review.labels``.
+
+DuckDB allows one writer process *or* many readers. Every read opens a short-lived
+``read_only`` connection inside a cached function, so the dashboard never holds the file
+while a flow run or ``dbt build`` wants it; when a writer holds it, a read retries for
+``READ_WAIT_S`` and then falls back to the last result it had for the same arguments
+(``WarehouseBusy`` is raised only when there is none, and pages turn it into a notice).
+"""
 
 from __future__ import annotations
 
 import os
+import time
+import uuid
+from collections.abc import Callable
+from datetime import date, datetime, timezone
 from pathlib import Path
+from typing import Any, ParamSpec
 
 import duckdb
 import pandas as pd
 import streamlit as st
 
+from flows._privacy import generalise, is_sensitive
+from flows.settings import load_settings
+
+P = ParamSpec("P")
+TTL_S = 30
+READ_WAIT_S = 5.0
+WRITE_WAIT_S = 20.0
+ALL_SITES = "(all sites)"
+
+_last_good: dict[tuple[str, str, tuple[Any, ...]], pd.DataFrame] = {}
+
+
+class WarehouseBusy(RuntimeError):
+    """The warehouse stayed locked by a writer and no earlier result is at hand."""
+
 
 def warehouse_path() -> Path:
-    return Path(os.environ.get("TRAPFLOW_WAREHOUSE", ".trapflow/warehouse.duckdb")).absolute()
+    """TRAPFLOW_WAREHOUSE, else the settings' default warehouse."""
+    env = os.environ.get("TRAPFLOW_WAREHOUSE")
+    if env:
+        return Path(env).expanduser().absolute()
+    return load_settings().warehouse_path
 
 
-def _read(warehouse: str, sql: str, params: list[object] | None = None) -> pd.DataFrame:
+@st.cache_data(ttl=TTL_S, show_spinner=False)
+def privacy() -> tuple[tuple[str, ...], float]:
+    """(sensitive taxa words, grid km) from the settings."""
+    settings = load_settings()
+    return tuple(settings.sensitive_species), float(settings.sensitive_grid_km)
+
+
+def _is_lock_error(exc: Exception) -> bool:
+    text = str(exc).lower()
+    return "lock" in text or "conflicting" in text
+
+
+def _read(warehouse: str, sql: str, params: list[Any] | None = None) -> pd.DataFrame:
+    """Run one query on a fresh read-only connection; empty when the file or table is missing."""
     path = Path(warehouse)
     if not path.exists():
         return pd.DataFrame()
-    with duckdb.connect(str(path), read_only=True) as con:
-        exists = con.execute(
-            "select count(*) from information_schema.tables "
-            "where table_schema = 'marts' and table_name = 'fct_daily_population'"
-        ).fetchone()
-        if not exists or not exists[0]:
-            return pd.DataFrame()
-        return con.execute(sql, params or []).df()
+    key = (warehouse, sql, tuple(params or []))
+    deadline = time.monotonic() + READ_WAIT_S
+    delay = 0.05
+    while True:
+        try:
+            with duckdb.connect(str(path), read_only=True) as con:
+                df = con.execute(sql, params or []).df()
+            if len(_last_good) >= 512:
+                _last_good.pop(next(iter(_last_good)))
+            _last_good[key] = df
+            return df
+        except duckdb.CatalogException:
+            return pd.DataFrame()  # the table is not built yet (no run, or no marts)
+        except (duckdb.IOException, duckdb.ConnectionException) as exc:
+            if not _is_lock_error(exc):
+                raise
+            if time.monotonic() > deadline:
+                if key in _last_good:
+                    return _last_good[key]
+                raise WarehouseBusy(
+                    f"The warehouse {path} is being written by a run (locked for more than "
+                    f"{READ_WAIT_S:.0f} s). Reload the page in a few seconds."
+                ) from exc
+            time.sleep(delay)
+            delay = min(delay * 2, 0.5)
 
 
-@st.cache_data(ttl=60, show_spinner=False)
-def daily_population(warehouse: str, category: str | None = None) -> pd.DataFrame:
-    """One row per day x site x category x label (marts.fct_daily_population)."""
-    if category:
-        return _read(
-            warehouse,
-            "select * from marts.fct_daily_population where category = ? order by captured_on",
-            [category],
-        )
-    return _read(warehouse, "select * from marts.fct_daily_population order by captured_on")
+def load(fn: Callable[P, pd.DataFrame], *args: P.args, **kwargs: P.kwargs) -> pd.DataFrame:
+    """Call a cached query; a busy warehouse becomes a notice and an empty frame."""
+    try:
+        return fn(*args, **kwargs)
+    except WarehouseBusy as exc:
+        st.warning(str(exc), icon="⏳")
+        return pd.DataFrame()
+
+
+# ---------------------------------------------------------------- pickers
+
+
+@st.cache_data(ttl=TTL_S, show_spinner=False)
+def has_marts(warehouse: str) -> bool:
+    df = _read(
+        warehouse,
+        "select count(*) as n from information_schema.tables "
+        "where table_schema = 'marts' and table_name = 'fct_daily_population'",
+    )
+    return bool(not df.empty and df["n"].iloc[0])
+
+
+@st.cache_data(ttl=TTL_S, show_spinner=False)
+def labels(warehouse: str, category: str = "animal") -> list[str]:
+    df = _read(
+        warehouse,
+        "select label, sum(events) as events from marts.fct_daily_population "
+        "where category = ? group by label order by events desc, label",
+        [category],
+    )
+    return [] if df.empty else [str(x) for x in df["label"]]
+
+
+@st.cache_data(ttl=TTL_S, show_spinner=False)
+def sites(warehouse: str) -> list[str]:
+    df = _read(warehouse, "select distinct site_id from marts.dim_deployments order by site_id")
+    return [] if df.empty else [str(x) for x in df["site_id"]]
+
+
+@st.cache_data(ttl=TTL_S, show_spinner=False)
+def date_span(warehouse: str) -> tuple[date, date] | None:
+    df = _read(
+        warehouse,
+        "select min(captured_on) as lo, max(captured_on) as hi from marts.fct_daily_population",
+    )
+    if df.empty or pd.isna(df["lo"].iloc[0]):
+        return None
+    return pd.Timestamp(df["lo"].iloc[0]).date(), pd.Timestamp(df["hi"].iloc[0]).date()
+
+
+# ---------------------------------------------------------------- population
+
+
+@st.cache_data(ttl=TTL_S, show_spinner=False)
+def population_variance(
+    warehouse: str, labels_: tuple[str, ...], site: str, start: date, end: date
+) -> pd.DataFrame:
+    """Daily events, effort, RAI and its rolling statistics (marts.fct_population_variance)."""
+    if not labels_:
+        return pd.DataFrame()
+    marks = ", ".join("?" * len(labels_))
+    return _read(
+        warehouse,
+        "select captured_on, site_id, label, events, trap_nights, rai, rolling_mean_7d, "
+        "rolling_var_7d, rolling_cv_7d, rolling_mean_30d, rolling_cv_30d, z_score, is_low_effort "
+        f"from marts.fct_population_variance where label in ({marks}) and site_id = ? "
+        "and captured_on between ? and ? order by label, captured_on",
+        [*labels_, site, start, end],
+    )
+
+
+@st.cache_data(ttl=TTL_S, show_spinner=False)
+def population_trend(warehouse: str, labels_: tuple[str, ...], site: str) -> pd.DataFrame:
+    if not labels_:
+        return pd.DataFrame()
+    marks = ", ".join("?" * len(labels_))
+    return _read(
+        warehouse,
+        "select label, site_id, period, first_period, last_period, n_periods, sens_slope, "
+        "mann_kendall_z, p_value, direction from marts.fct_population_trend "
+        f"where label in ({marks}) and site_id = ? order by label",
+        [*labels_, site],
+    )
+
+
+# ---------------------------------------------------------------- sites
+
+
+@st.cache_data(ttl=TTL_S, show_spinner=False)
+def deployments(warehouse: str) -> pd.DataFrame:
+    """Deployments with their events per label, coordinates generalised where a sensitive
+    species was recorded (flows/_privacy.py); exact coordinates never leave this function."""
+    dep = _read(
+        warehouse,
+        "select deployment_id, site_id, camera_id, deployment_start, deployment_end, "
+        "latitude, longitude, images, deployed_days, trap_nights, is_inferred "
+        "from marts.dim_deployments order by site_id, camera_id",
+    )
+    if dep.empty:
+        return dep
+    ev = _read(
+        warehouse,
+        "select deployment_id, label, count(*) as events from marts.fct_events "
+        "group by deployment_id, label",
+    )
+    sensitive, grid_km = privacy()
+    dep["events"] = 0
+    dep["species"] = ""
+    dep["is_generalised"] = False
+    dep["coordinate_uncertainty_m"] = None
+    dep = dep.astype({"coordinate_uncertainty_m": "object"})
+    for i, row in dep.iterrows():
+        mine = ev[ev["deployment_id"] == row["deployment_id"]] if not ev.empty else ev
+        if not mine.empty:
+            dep.at[i, "events"] = int(mine["events"].sum())
+            top = mine.sort_values("events", ascending=False)
+            dep.at[i, "species"] = ", ".join(
+                f"{lab} ({n})" for lab, n in zip(top["label"], top["events"], strict=True)
+            )
+            if any(is_sensitive(str(lab), sensitive) for lab in mine["label"]):
+                lat, lon = row["latitude"], row["longitude"]
+                if pd.notna(lat) and pd.notna(lon):
+                    glat, glon, unc = generalise(float(lat), float(lon), grid_km)
+                    dep.at[i, "latitude"], dep.at[i, "longitude"] = glat, glon
+                    dep.at[i, "coordinate_uncertainty_m"] = unc
+                dep.at[i, "is_generalised"] = True
+    return dep
+
+
+@st.cache_data(ttl=TTL_S, show_spinner=False)
+def events_per_site(warehouse: str) -> pd.DataFrame:
+    return _read(
+        warehouse,
+        "select site_id, category, label, count(*) as events from marts.fct_events "
+        "group by all order by site_id, events desc",
+    )
+
+
+# ---------------------------------------------------------------- human activity
+
+
+@st.cache_data(ttl=TTL_S, show_spinner=False)
+def human_activity(warehouse: str, start: date, end: date) -> pd.DataFrame:
+    return _read(
+        warehouse,
+        "select captured_on, site_id, human_events, human_images, max_people, trap_nights, "
+        "human_activity_index from marts.fct_human_activity "
+        "where captured_on between ? and ? order by captured_on, site_id",
+        [start, end],
+    )
+
+
+@st.cache_data(ttl=TTL_S, show_spinner=False)
+def alerts_sent(warehouse: str, limit: int = 200) -> pd.DataFrame:
+    """The alert outbox, newest first (no URL or token is stored there)."""
+    return _read(
+        warehouse,
+        "select created_at, rule_name, rule_kind, kind, site_id, camera_id, media_id, event_at, "
+        "media_count, title, channels, status, attempts, last_error, sent_at "
+        "from alerts.outbox order by created_at desc limit ?",
+        [limit],
+    )
+
+
+@st.cache_data(ttl=TTL_S, show_spinner=False)
+def people_images(warehouse: str, limit: int = 12) -> pd.DataFrame:
+    return _read(
+        warehouse,
+        "select media_id, site_id, camera_id, captured_at, source_uri, file_path, n_persons "
+        "from marts.dim_media where has_person order by captured_at desc nulls last limit ?",
+        [limit],
+    )
+
+
+# ---------------------------------------------------------------- review
+
+
+@st.cache_data(ttl=TTL_S, show_spinner=False)
+def review_queue(
+    warehouse: str,
+    label: str | None,
+    min_confidence: float,
+    max_confidence: float,
+    site: str | None,
+    start: date | None,
+    end: date | None,
+    limit: int = 200,
+) -> pd.DataFrame:
+    """Images to review: one row per image with its best box in the confidence range."""
+    where = ["d.confidence between ? and ?"]
+    params: list[Any] = [min_confidence, max_confidence]
+    if label:
+        where.append("d.label = ?")
+        params.append(label)
+    if site:
+        where.append("d.site_id = ?")
+        params.append(site)
+    if start and end:
+        where.append("d.captured_on between ? and ?")
+        params += [start, end]
+    params.append(limit)
+    return _read(
+        warehouse,
+        "select m.media_id, m.site_id, m.camera_id, m.captured_at, m.is_reviewed, "
+        "string_agg(distinct d.label, ', ') as labels, max(d.confidence) as confidence, "
+        "count(*) as boxes from intermediate.int_detections_labelled as d "
+        "join marts.dim_media as m on m.media_id = d.media_id "
+        f"where {' and '.join(where)} group by all "
+        "order by m.captured_at desc nulls last, m.media_id limit ?",
+        params,
+    )
+
+
+@st.cache_data(ttl=TTL_S, show_spinner=False)
+def media(warehouse: str, media_id: str) -> pd.DataFrame:
+    return _read(
+        warehouse,
+        "select media_id, site_id, camera_id, deployment_id, source_uri, file_path, captured_at, "
+        "timestamp_source, width, height, n_animals, n_persons, n_vehicles, is_reviewed "
+        "from marts.dim_media where media_id = ?",
+        [media_id],
+    )
+
+
+@st.cache_data(ttl=TTL_S, show_spinner=False)
+def boxes(warehouse: str, media_id: str) -> pd.DataFrame:
+    """The image's boxes with their resolved labels (boxes of the latest model version)."""
+    return _read(
+        warehouse,
+        "select r.detection_id, r.model_name, r.model_version, r.category, r.confidence, "
+        "r.bbox_x, r.bbox_y, r.bbox_w, r.bbox_h, coalesce(l.label, r.label) as label, "
+        "l.label_source, coalesce(l.is_counted, false) as is_counted, "
+        "coalesce(l.is_false_positive, false) as is_false_positive "
+        "from raw.detections as r left join intermediate.int_detections_labelled as l "
+        "using (detection_id) where r.media_id = ? "
+        "order by r.confidence desc",
+        [media_id],
+    )
+
+
+@st.cache_data(ttl=TTL_S, show_spinner=False)
+def reviews(warehouse: str, media_id: str) -> pd.DataFrame:
+    return _read(
+        warehouse,
+        "select reviewed_at, reviewer, detection_id, category, label, is_false_positive, count, "
+        "note from review.labels where media_id = ? order by reviewed_at desc",
+        [media_id],
+    )
+
+
+@st.cache_data(ttl=600, show_spinner=False, max_entries=64)
+def image_bytes(source_uri: str, file_path: str) -> bytes:
+    """The image's bytes, from wherever its source lives (folder or s3://)."""
+    from flows._discovery import read_file
+
+    return read_file(source_uri, file_path)
+
+
+def write_review(
+    warehouse: str,
+    *,
+    media_id: str,
+    detection_id: str | None,
+    category: str | None,
+    label: str | None,
+    is_false_positive: bool,
+    reviewer: str,
+    count: int | None = None,
+    note: str | None = None,
+) -> str:
+    """Append one row to review.labels (append-only: the latest row per box wins); returns its
+    id. Waits up to WRITE_WAIT_S while a run holds the warehouse."""
+    label_id = str(uuid.uuid4())
+    row = [
+        label_id, media_id, detection_id, category, label, is_false_positive, count,
+        reviewer or "dashboard", datetime.now(timezone.utc).replace(tzinfo=None), note,
+    ]  # fmt: skip
+    deadline = time.monotonic() + WRITE_WAIT_S
+    delay = 0.1
+    while True:
+        try:
+            with duckdb.connect(warehouse) as con:
+                con.execute(
+                    "insert into review.labels (label_id, media_id, detection_id, category, "
+                    "label, is_false_positive, count, reviewer, reviewed_at, note) "
+                    "values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    row,
+                )
+            break
+        except (duckdb.IOException, duckdb.ConnectionException) as exc:
+            if not _is_lock_error(exc) or time.monotonic() > deadline:
+                raise WarehouseBusy(
+                    f"Could not save the review: the warehouse {warehouse} stayed locked by a "
+                    f"run for {WRITE_WAIT_S:.0f} s. Try again when the run has finished."
+                ) from exc
+            time.sleep(delay)
+            delay = min(delay * 2, 1.0)
+    reviews.clear()
+    review_queue.clear()
+    return label_id
+
+
+# ---------------------------------------------------------------- pipeline health
+
+
+@st.cache_data(ttl=TTL_S, show_spinner=False)
+def runs(warehouse: str, limit: int = 200) -> pd.DataFrame:
+    return _read(
+        warehouse,
+        "select run_id, source_uri, started_at, finished_at, status, files_listed, files_new, "
+        "images_processed, duplicates, detections, quarantined, warnings, model_versions, "
+        "duration_s, images_processed / nullif(duration_s, 0) as images_per_s, "
+        "list_s, read_s, detect_s, load_s, marts_s from raw.runs "
+        "order by started_at desc limit ?",
+        [limit],
+    )
+
+
+@st.cache_data(ttl=TTL_S, show_spinner=False)
+def quarantine(warehouse: str, limit: int = 500) -> pd.DataFrame:
+    return _read(
+        warehouse,
+        "select quarantined_at, source_uri, file_path, reason, error, action, run_id "
+        "from raw.quarantine order by quarantined_at desc limit ?",
+        [limit],
+    )

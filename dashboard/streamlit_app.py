@@ -8,5 +8,17 @@ import streamlit as st
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `dashboard` importable by path
 
 st.set_page_config(page_title="trapflow", layout="wide")
-page = st.navigation([st.Page("app_pages/population.py", title="Population", default=True)])
+# Alert links are <dashboard_url>/?media_id=<sha256>: open Review on that image.
+linked = "media_id" in st.query_params
+page = st.navigation(
+    [
+        st.Page(
+            "app_pages/population.py", title="Population", url_path="population", default=not linked
+        ),
+        st.Page("app_pages/sites.py", title="Sites", url_path="sites"),
+        st.Page("app_pages/human_activity.py", title="Human activity", url_path="human_activity"),
+        st.Page("app_pages/review.py", title="Review", url_path="review", default=linked),
+        st.Page("app_pages/health.py", title="Pipeline health", url_path="health"),
+    ]
+)
 page.run()

@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 import pyarrow as pa
 from PIL import Image
 
-from flows import _lake, _warehouse
+from flows import _lake, _video, _warehouse
 from flows._discovery import SourceFile, read_file, sha256_hex, site_and_camera
 from flows._models import ModelsUnavailableError, ensure_models
 from flows.settings import Settings
@@ -97,10 +97,16 @@ class BatchContext:
     info_bar: InfoBarReader | None = None  # OCR of the printed time when EXIF has none
     ocr_dayfirst: bool | None = None
     lake: str | None = None  # scale-out: raw rows go to Parquet files here, not the warehouse
+    video_sample_rate: float = 1.0  # frames per second sampled from clips (plus the first)
+    video_max_frames: int | None = None  # sampled frames per clip, at most
 
 
 def _user_models_key(settings: Settings) -> str:
-    return json.dumps(settings.models, sort_keys=True, default=str)
+    # heads from `trapflow train` (<model_dir>/trained/registry.toml), then trapflow.toml's
+    from models_ml.training import trained_models
+
+    models = {**trained_models(settings.model_path), **settings.models}
+    return json.dumps(models, sort_keys=True, default=str)
 
 
 @lru_cache(maxsize=8)
@@ -218,6 +224,8 @@ def batch_context(
         info_bar=info_bar,
         ocr_dayfirst=settings.ocr_dayfirst,
         lake=settings.lake,
+        video_sample_rate=settings.video_sample_rate,
+        video_max_frames=settings.video_max_frames,
         source_uri=source_uri,
         warehouse=settings.warehouse_path,
         run_id=run_id,
@@ -370,12 +378,18 @@ def _media_row(ctx: BatchContext, p: _Prepared) -> dict[str, Any]:
 
 
 def _detection_rows(
-    ctx: BatchContext, media_id: str, dets: list[Detection]
+    ctx: BatchContext,
+    media_id: str,
+    dets: list[Detection],
+    frame_number: int | None = None,
+    frame_time_s: float | None = None,
 ) -> list[dict[str, Any]]:
     rows = []
     for index, det in enumerate(dets):
         name, _, version = det.model.partition("@")
         key = f"{media_id}\x1f{det.model}\x1f{index}"
+        if frame_number is not None:
+            key = f"{media_id}\x1f{det.model}\x1f{frame_number}\x1f{index}"
         rows.append(
             {
                 "detection_id": hashlib.md5(key.encode(), usedforsecurity=False).hexdigest(),
@@ -390,7 +404,8 @@ def _detection_rows(
                 "bbox_y": det.bbox.y,
                 "bbox_w": det.bbox.w,
                 "bbox_h": det.bbox.h,
-                "frame_number": None,
+                "frame_number": frame_number,
+                "frame_time_s": frame_time_s,
                 "run_id": ctx.run_id,
                 "detected_at": _now(),
             }
@@ -442,7 +457,11 @@ def process_batch(
     t0 = time.perf_counter()
     contents: dict[str, tuple[SourceFile, bytes]] = {}
     hashed: list[tuple[SourceFile, str]] = []
+    clips: dict[str, SourceFile] = {}  # new videos: hashed streaming, never held in memory
     for file in files:
+        if _video.is_video(file.path):
+            _hash_clip(ctx, file, clips, hashed, quarantine_file, file_rows)
+            continue
         try:
             data = read_file(ctx.source_uri, file.path)
         except OSError as exc:
@@ -471,13 +490,15 @@ def process_batch(
         contents.setdefault(media_id, (file, data))
 
     if ctx.lake:
-        known = _lake.known_media(ctx.lake, list(contents))
+        known = _lake.known_media(ctx.lake, [*contents, *clips])
     else:
         with _warehouse.connect(ctx.warehouse) as con:
-            known = _warehouse.known_media(con, list(contents))
+            known = _warehouse.known_media(con, [*contents, *clips])
     new_ids = [m for m in contents if m not in known]
+    new_clips = [m for m in clips if m not in known and m not in contents]
     for file, media_id in hashed:
-        first = contents[media_id][0] is file and media_id in new_ids
+        owner = contents[media_id][0] if media_id in contents else clips[media_id]
+        first = owner is file and (media_id in new_ids or media_id in new_clips)
         if not first:
             stats.duplicates += 1
             file_rows.append(_file_row(ctx, file, media_id, "duplicate"))
@@ -555,6 +576,25 @@ def process_batch(
             if len(ready) >= ctx.infer_batch:
                 flush()
         flush()
+
+    # 2b. Clips, one at a time: sampled frames through the detectors, one frame in memory.
+    for media_id in new_clips:
+        t5 = time.perf_counter()
+        out = _process_clip(ctx, clips[media_id], media_id)
+        stats.detect_s += time.perf_counter() - t5
+        for q in out.quarantine:
+            quarantine_file(clips[media_id], media_id, *q)
+        file_rows.append(
+            _file_row(ctx, clips[media_id], media_id, "ingested" if out.media else "quarantined")
+        )
+        if out.media:
+            media.append(out.media)
+            detections.extend(out.detections)
+            classifications.extend(out.classifications)
+            stats.images += 1
+            stats.detections += len(out.detections)
+            if on_image:
+                on_image(1)
 
     # 3. Load everything in one transaction (or as one set of Parquet files in lake mode).
     t3 = time.perf_counter()
@@ -703,3 +743,128 @@ def flag_repeats(warehouse: Path, run_id: str, params: RepeatParams) -> int:
 
 def _ids(values: list[str]) -> pa.Table:
     return pa.table({"detection_id": pa.array(values, pa.string())})
+
+
+def _hash_clip(
+    ctx: BatchContext,
+    file: SourceFile,
+    clips: dict[str, SourceFile],
+    hashed: list[tuple[SourceFile, str]],
+    quarantine_file: Callable[[SourceFile, str | None, str, str, str], None],
+    file_rows: list[dict[str, Any]],
+) -> None:
+    """SHA-256 of a clip, read in chunks (a 2 GB clip is never held in memory)."""
+    try:
+        media_id, size = _video.sha256_stream(ctx.source_uri, file.path)
+    except OSError as exc:
+        quarantine_file(
+            file, None, "unreadable",
+            f"could not read the file ({exc}); check permissions and the storage, "
+            "it will be tried again on the next run", "skipped",
+        )  # fmt: skip
+        return
+    if size == 0:
+        quarantine_file(
+            file, None, "empty_file",
+            "the file is 0 bytes: the copy from the card failed or was interrupted; copy it "
+            "again from the card", "skipped",
+        )  # fmt: skip
+        file_rows.append(_file_row(ctx, file, None, "quarantined"))
+        return
+    hashed.append((file, media_id))
+    clips.setdefault(media_id, file)
+
+
+@dataclass
+class _ClipRows:
+    media: dict[str, Any] | None = None
+    detections: list[dict[str, Any]] = field(default_factory=list)
+    classifications: list[dict[str, Any]] = field(default_factory=list)
+    quarantine: list[tuple[str, str, str]] = field(default_factory=list)  # reason, error, action
+
+
+def _process_clip(ctx: BatchContext, file: SourceFile, media_id: str) -> _ClipRows:
+    """Rows for one clip: media (media_type 'video'), per-frame boxes, species, problems."""
+    from models_ml.video import probe
+
+    out = _ClipRows()
+    site, _ = site_and_camera(file.path, ctx.layout)
+    try:
+        with _video.open_file(ctx.source_uri, file.path) as src:
+            info = probe(src)
+            if not isinstance(src, str):
+                src.seek(0)
+
+            def on_frame(frame: Any, dets: list[Detection]) -> None:
+                rows = _detection_rows(ctx, media_id, dets, frame.frame_number, frame.time_s)
+                out.detections.extend(rows)
+                if ctx.classifier is not None:
+                    out.classifications.extend(_classify(ctx, frame.image, site, dets, rows))
+
+            result = _video.analyse_clip(
+                src, info, ctx.ensemble, ctx.inference_floor, rate=ctx.video_sample_rate,
+                max_frames=ctx.video_max_frames, on_frame=on_frame,
+            )  # fmt: skip
+    except _video.VideoError as exc:
+        out.quarantine.append((exc.reason, f"{exc}", "skipped"))
+        out.detections, out.classifications = [], []
+        return out
+    except OSError as exc:
+        out.quarantine.append(
+            ("unreadable", f"could not read the clip ({exc}); it will be tried again", "skipped")
+        )
+        out.detections, out.classifications = [], []
+        return out
+    if result.error is not None:
+        out.quarantine.append(
+            (result.error.reason, f"{result.error} (the frames before were processed)",
+             "processed")
+        )  # fmt: skip
+    out.media = _clip_media_row(ctx, file, media_id, info, len(result.frames))
+    return out
+
+
+def _clip_media_row(
+    ctx: BatchContext, file: SourceFile, media_id: str, info: Any, frames_sampled: int
+) -> dict[str, Any]:
+    site, camera = site_and_camera(file.path, ctx.layout)
+    name = file.path.rsplit("/", 1)[-1]
+    created = info.created_at
+    utc_offset = None
+    if created is not None:
+        source, tag = "container", info.created_tag
+        if created.tzinfo is not None:  # QuickTime keeps UTC: shown as this machine's time
+            captured_at = _local(created.astimezone(UTC).replace(tzinfo=None))
+        else:
+            captured_at = created
+    else:
+        captured_at, source, tag = _local(file.modified_at), "mtime", None
+    return {
+        "media_id": media_id,
+        "source_uri": ctx.source_uri,
+        "file_path": file.path,
+        "file_name": name,
+        "file_extension": name.rsplit(".", 1)[-1].lower() if "." in name else "",
+        "file_size": file.size,
+        "file_modified_at": file.modified_at,
+        "media_type": "video",
+        "image_format": info.codec.upper(),
+        "site_id": site,
+        "camera_id": camera,
+        "captured_at": captured_at,
+        "utc_offset": utc_offset,
+        "timestamp_source": source,
+        "timestamp_tag": tag,
+        "camera_make": info.tags.get("make") or info.tags.get("com.apple.quicktime.make"),
+        "camera_model": info.tags.get("model") or info.tags.get("com.apple.quicktime.model"),
+        "width": info.width,
+        "height": info.height,
+        "duration_s": info.duration_s,
+        "fps": info.fps,
+        "frame_count": info.frame_count,
+        "frames_sampled": frames_sampled,
+        "codec": info.codec,
+        "container_format": info.container,
+        "run_id": ctx.run_id,
+        "ingested_at": _now(),
+    }

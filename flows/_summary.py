@@ -83,3 +83,48 @@ def summarize(warehouse: Path) -> WarehouseSummary:
                 "from marts.fct_daily_population where images > 0"  # rows are dense over effort
             ).fetchone()
     return out
+
+
+def run_report_markdown(run: Any) -> str:
+    """One run as a markdown table (for the Prefect artifact): what it did, then the marts."""
+    st = run.stats
+    rows: list[tuple[str, str]] = [
+        ("source", f"`{run.source_uri}`"),
+        ("files listed / new", f"{run.files_listed} / {run.files_new}"),
+        ("images processed", str(st.images)),
+        ("duplicates (same bytes)", str(st.duplicates)),
+        ("quarantined (skipped)", str(st.quarantined)),
+        ("warnings (processed)", str(st.warnings)),
+        ("boxes stored", str(st.detections)),
+        ("images/s end to end", f"{run.images_per_s:.2f}"),
+        ("seconds", f"{run.duration_s:.1f}"),
+        ("models", ", ".join(run.models) or "-"),
+    ]
+    if st.by_reason:
+        rows.append(("quarantine reasons", ", ".join(f"{k} {v}" for k, v in st.by_reason.items())))
+    marts = summarize(Path(run.warehouse)) if not getattr(run, "lake", None) else None
+    if marts is not None and marts.marts_built:
+        for category, images, boxes in marts.categories:
+            rows.append((f"{category} (all runs)", f"{images} images, {boxes} boxes"))
+        species = [f"{lab} ({n})" for c, lab, n in marts.labels if c == "animal"][:15]
+        rows.append(("species (images)", ", ".join(species) or "-"))
+    alerts = _alert_counts(Path(run.warehouse), run.run_id)
+    if alerts:
+        rows.append(("alerts (this run)", alerts))
+    lines = ["| | |", "|---|---|", *(f"| {k} | {v} |" for k, v in rows)]
+    return f"### trapflow ingest `{run.run_id[:8]}`\n\n" + "\n".join(lines) + "\n"
+
+
+def _alert_counts(warehouse: Path, run_id: str) -> str:
+    if not warehouse.exists():
+        return ""
+    try:
+        with _warehouse.connect(warehouse, read_only=True, wait_s=5) as con:
+            if not _has_table(con, "alerts", "outbox"):
+                return ""
+            rows = con.execute(
+                "select status, count(*) from alerts.outbox where run_id = ? group by 1", [run_id]
+            ).fetchall()
+    except Exception:  # the report must never fail a run
+        return ""
+    return ", ".join(f"{status} {n}" for status, n in rows)

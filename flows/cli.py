@@ -33,6 +33,10 @@ models_app = typer.Typer(help="The model registry: list, pull from the mirror, v
 app.add_typer(models_app, name="models")
 alerts_app = typer.Typer(help="Alerts: test the channels, list the outbox, deliver.")
 app.add_typer(alerts_app, name="alerts")
+export_app = typer.Typer(help="Field formats out: MegaDetector JSON, Camtrap DP, mart CSVs.")
+app.add_typer(export_app, name="export")
+import_app = typer.Typer(help="Field formats in: MegaDetector batch output JSON.")
+app.add_typer(import_app, name="import")
 console = Console()
 err = Console(stderr=True)
 
@@ -422,6 +426,160 @@ def alerts_deliver(warehouse: WarehouseOpt = None) -> None:
     console.print(
         f"{result.sent} sent, {result.retrying} to retry later, {result.failed} failed for good"
     )
+
+
+
+# ---- field formats (flows/_exports.py, docs/formats.md) ----------------------------------
+
+
+@export_app.command("mdjson")
+def export_mdjson(
+    out: Annotated[Path, typer.Option("--out", "-o", help="The .json file to write.")],
+    warehouse: WarehouseOpt = None,
+    site: Annotated[
+        list[str] | None, typer.Option("--site", help="Only these sites (repeatable).")
+    ] = None,
+    detector: Annotated[
+        str | None,
+        typer.Option(help="Export every category from this model (e.g. an imported run)."),
+    ] = None,
+) -> None:
+    """MegaDetector batch output (format 1.5) for Timelapse, AddaxAI and MD's tools."""
+    from flows import _exports
+
+    settings = load_settings(warehouse=warehouse)
+    if not settings.warehouse_path.exists():
+        raise _fail(f"no warehouse at {settings.warehouse_path}: run 'trapflow run' first")
+    try:
+        results = _exports.mdjson_results(
+            settings.warehouse_path,
+            animal_model=settings.animal_model,
+            general_model=settings.general_model,
+            typical_threshold=settings.detection_thresholds.get("animal", 0.25),
+            conservative_threshold=settings.inference_floor,
+            site=site or (),
+            layout=settings.layout,
+            detector=detector,
+        )
+    except _exports.ExportError as exc:
+        raise _fail(str(exc)) from None
+    _exports.write_mdjson(out, results)
+    images = results["images"]
+    failed = sum(1 for i in images if i.get("failure"))
+    boxes = sum(len(i["detections"] or []) for i in images)
+    console.print(f"{out}: {len(images)} images ({failed} failures), {boxes} detections")
+
+
+@export_app.command("camtrapdp")
+def export_camtrapdp(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the package.")],
+    warehouse: WarehouseOpt = None,
+    title: Annotated[str, typer.Option(help="Package and project title.")] = (
+        "trapflow camera-trap data"
+    ),
+    contributor: Annotated[str, typer.Option(help="Contact named in the package.")] = (
+        "trapflow user"
+    ),
+    missing_location: Annotated[
+        str | None,
+        typer.Option(help="'LAT,LON,UNCERTAINTY_M' for deployments without coordinates."),
+    ] = None,
+) -> None:
+    """A Camtrap DP 1.0 package (datapackage.json + deployments/media/observations.csv)."""
+    from flows import _exports
+
+    settings = load_settings(warehouse=warehouse)
+    fallback = None
+    if missing_location:
+        try:
+            lat, lon, unc = (float(v) for v in missing_location.split(","))
+        except ValueError:
+            raise _fail(
+                f"--missing-location {missing_location!r}: give 'LAT,LON,UNCERTAINTY_M', "
+                "e.g. '-1.95,34.68,20000'"
+            ) from None
+        fallback = (lat, lon, unc)
+    try:
+        result = _exports.export_camtrapdp(
+            settings.warehouse_path, out, animal_model=settings.animal_model,
+            general_model=settings.general_model, sensitive=settings.sensitive_species,
+            grid_km=settings.sensitive_grid_km, title=title, contributor=contributor,
+            missing_location=fallback,
+        )  # fmt: skip
+    except _exports.ExportError as exc:
+        raise _fail(str(exc)) from None
+    console.print(
+        f"{out}: {result.deployments} deployments, {result.media} media, "
+        f"{result.observations_media} media-level and {result.observations_event} event-level "
+        f"observations; {len(result.generalised)} deployments with generalised coordinates"
+    )
+    if result.timestamp_issues:
+        err.print(
+            f"[yellow]warning:[/] {len(result.timestamp_issues)} deployments have no UTC offset "
+            "(timestampIssues=true, written as +00:00): add utc_offset in deployments.csv"
+        )
+    if result.no_coordinates:
+        err.print(
+            f"[yellow]warning:[/] {len(result.no_coordinates)} deployments have no coordinates, "
+            "which Camtrap DP requires: add them in deployments.csv or pass --missing-location"
+        )
+
+
+@export_app.command("csv")
+def export_csv(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for one CSV per mart.")],
+    warehouse: WarehouseOpt = None,
+) -> None:
+    """Every mart as a CSV file (header row, ISO dates, empty cell = null)."""
+    from flows import _exports
+
+    settings = load_settings(warehouse=warehouse)
+    try:
+        paths = _exports.export_mart_csvs(settings.warehouse_path, out)
+    except _exports.ExportError as exc:
+        raise _fail(str(exc)) from None
+    console.print(f"{out}: {len(paths)} CSV files ({', '.join(p.name for p in paths)})")
+
+
+@import_app.command("mdjson")
+def import_mdjson(
+    file: Annotated[Path, typer.Argument(help="MegaDetector batch output .json.")],
+    source: Annotated[
+        str, typer.Option("--source", "-s", help="Folder the file's paths are relative to.")
+    ],
+    warehouse: WarehouseOpt = None,
+    layout: LayoutOpt = None,
+) -> None:
+    """Load results MegaDetector (or another tool) already produced for the images in DIR."""
+    from flows import _exports
+
+    settings = load_settings(warehouse=warehouse, layout=layout)
+    try:
+        result = _exports.import_mdjson(
+            settings.warehouse_path, file, source, layout=settings.layout,
+            max_image_pixels=settings.max_image_pixels,
+        )  # fmt: skip
+    except _exports.MdJsonError as exc:
+        raise _fail(str(exc)) from None
+    except _user_errors() as exc:
+        raise _fail(str(exc)) from None
+    console.print(
+        f"imported {file}: {result.images} entries, {result.media_added} new images, "
+        f"{result.detections_added} detections, {result.classifications_added} "
+        f"classifications, {result.failures} failures (run {result.run_id})"
+    )
+    if result.missing:
+        err.print(
+            f"[yellow]warning:[/] {len(result.missing)} files not found under {source} "
+            f"(first: {result.missing[0]}): is --source the folder the JSON's paths start from?"
+        )
+    if result.skipped_categories:
+        err.print(
+            f"[yellow]warning:[/] skipped detections of unknown categories or without a box: "
+            f"{dict(result.skipped_categories)}"
+        )
+    if settings.build_marts and result.detections_added:
+        console.print("run 'trapflow marts' to count them (only the configured detectors count)")
 
 
 def main() -> None:

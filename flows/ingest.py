@@ -18,6 +18,7 @@ from flows.settings import load_settings
 from flows.tasks.alerts import deliver_alerts, queue_alerts
 from flows.tasks.dbt import build_marts
 from flows.tasks.inference import detect_and_load, fetch_models, mark_repeat_detections
+from flows.tasks.report import publish_run_report
 from flows.tasks.storage import close_run, list_new_media, load_deployments, open_run
 
 
@@ -97,6 +98,7 @@ def ingest(
     deliver_alerts(settings)  # also retries what earlier runs left pending
     summary.duration_s = time.perf_counter() - started
     close_run(settings, started_run, _run_record(summary))
+    publish_run_report(summary)
     logger.info(
         "done: %d images, %d boxes, %d quarantined in %.1f s (%.2f images/s)",
         summary.stats.images, summary.stats.detections, summary.stats.quarantined,

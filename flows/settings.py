@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -23,7 +23,7 @@ from pydantic_settings import (
 from flows._privacy import DEFAULT_SENSITIVE
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-MEDIA_EXTENSIONS = ("jpg", "jpeg", "png", "tif", "tiff")
+MEDIA_EXTENSIONS = ("jpg", "jpeg", "png", "tif", "tiff", "mp4", "avi", "mov")  # + clips
 
 
 def _default_mirror() -> str | None:
@@ -96,7 +96,16 @@ class Settings(BaseSettings):
         "Without it, site and camera are the parent folder's name.",
     )
     extensions: tuple[str, ...] = Field(
-        default=MEDIA_EXTENSIONS, description="Image extensions picked up (case-insensitive)."
+        default=MEDIA_EXTENSIONS,
+        description="Image and video extensions picked up (case-insensitive).",
+    )
+    video_sample_rate: float = Field(
+        default=1.0,
+        ge=0.0,
+        description="Frames per second sampled from clips, plus the first; 0 = every frame.",
+    )
+    video_max_frames: int | None = Field(
+        default=None, ge=1, description="Sampled frames per clip, at most (none: no limit)."
     )
     max_image_pixels: int = Field(
         default=80_000_000,
@@ -244,6 +253,16 @@ class Settings(BaseSettings):
             if not 0.0 <= threshold <= 1.0:
                 raise ValueError(f"detection_thresholds.{key}={threshold} must be within 0..1")
         return merged
+
+    @model_validator(mode="after")
+    def _default_species_model(self) -> Settings:
+        # unset species_model: the head `trapflow train` registered last (docs/training.md);
+        # species_model = "" switches the species stage off
+        if self.species_model is None:
+            from models_ml.training import latest_trained
+
+            self.species_model = latest_trained(self.model_path)
+        return self
 
     @property
     def model_names(self) -> list[str]:

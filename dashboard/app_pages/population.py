@@ -1,19 +1,51 @@
+"""Population: daily events and RAI with rolling mean and variance band, CV, z-score, trend."""
+
 import streamlit as st
 
 from dashboard import charts, queries
 
-st.title("Daily population")
-category = st.selectbox("Category", ["animal", "person", "vehicle"], key="population_category")
-df = queries.daily_population(str(queries.warehouse_path()), category)
-if df.empty:
+wh = str(queries.warehouse_path())
+st.title("Population")
+span = queries.load(queries.date_span, wh) if queries.has_marts(wh) else None
+species = queries.labels(wh, "animal") if span else []
+if not span or not species:
     st.info(
-        f"No {category} detections in the marts yet. Run `trapflow run --source DIR --once` "
-        f"(warehouse: {queries.warehouse_path()})."
+        "No population marts yet. Run `trapflow run --source DIR --once` (or `trapflow marts`) "
+        f"to fill the warehouse {wh}."
     )
+    st.stop()
+
+left, mid, right = st.columns([3, 2, 2])
+chosen = left.multiselect("Species", species, default=species[:3], key="pop_species")
+site = mid.selectbox("Site", [queries.ALL_SITES, *queries.sites(wh)], key="pop_site")
+dates = right.date_input("Dates", value=span, min_value=span[0], max_value=span[1], key="pop_dates")
+start, end = (dates[0], dates[-1]) if isinstance(dates, tuple) and dates else span
+
+df = queries.load(queries.population_variance, wh, tuple(chosen), str(site), start, end)
+if df.empty:
+    st.info("Nothing for this choice: pick at least one species, another site or wider dates.")
+    st.stop()
+
+a, b, c, d = st.columns(4)
+a.metric("Independent events", int(df["events"].sum()))
+b.metric("Trap-nights", f"{df.groupby('captured_on')['trap_nights'].max().sum():.0f}")
+c.metric("Days without effort", int(df.groupby("captured_on")["trap_nights"].max().isna().sum()))
+d.metric(
+    "Low-effort days (no statistics)", int(df.groupby("captured_on")["is_low_effort"].all().sum())
+)
+
+st.subheader("RAI, 7-day rolling mean ± 1 sd")
+st.altair_chart(charts.rai_with_variance(df), use_container_width=True)
+st.caption("Effort beside the counts: a gap here is missing cameras, not missing animals.")
+st.altair_chart(charts.effort(df), use_container_width=True)
+st.subheader("Independent events per day")
+st.altair_chart(charts.events_per_day(df), use_container_width=True)
+st.subheader("Variability: CV of the 7-day window and z-score against the 30 days before")
+st.altair_chart(charts.cv_and_z(df), use_container_width=True)
+
+st.subheader("Trend (Mann-Kendall, Sen's slope)")
+trend = queries.load(queries.population_trend, wh, tuple(chosen), str(site))
+if trend.empty:
+    st.info("No trend yet: it needs RAI over several periods with enough effort.")
 else:
-    left, mid, right = st.columns(3)
-    left.metric("Images", int(df["images"].sum()))
-    mid.metric("Sites", int(df["site_id"].nunique()))
-    right.metric("Days", int(df["captured_on"].nunique()))
-    st.altair_chart(charts.images_per_day(df), use_container_width=True)
-    st.dataframe(df, hide_index=True)
+    st.dataframe(trend, hide_index=True, use_container_width=True)

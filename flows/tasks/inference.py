@@ -26,7 +26,12 @@ def fetch_models(settings: Settings) -> Path:
     return ensure_pipeline_models(settings)
 
 
-@task(cache_policy=NO_CACHE)
+#: Tag of the inference task: `prefect concurrency-limit create trapflow-inference 1` keeps two
+#: runs (or two deployments) from oversubscribing the CPU with onnxruntime at the same time.
+INFERENCE_TAG = "trapflow-inference"
+
+
+@task(cache_policy=NO_CACHE, tags=[INFERENCE_TAG])
 def detect_and_load(
     settings: Settings,
     model_dir: Path,

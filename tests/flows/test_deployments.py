@@ -45,6 +45,17 @@ def _prefect(env: dict[str, str], *args: str, timeout: int = 180) -> str:
     return proc.stdout
 
 
+def _post(api: str, path: str, body: dict[str, object]) -> list[dict[str, str]]:
+    import json
+
+    request = urllib.request.Request(
+        f"{api}{path}", data=json.dumps(body).encode(), method="POST",
+        headers={"Content-Type": "application/json"},
+    )  # fmt: skip
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.loads(response.read())  # type: ignore[no-any-return]
+
+
 def _completed_flow_runs(api: str) -> set[str]:
     """Names of the flows with a COMPLETED run, from the server's REST API."""
     import json
@@ -102,6 +113,10 @@ def test_deploy_and_run_through_a_worker(pulled_models, camtrap_dir, tmp_path):
         rows = query(warehouse, "select status, images_processed from raw.runs")
         assert rows == [("completed", 2)]
         assert query(warehouse, "select count(*) from marts.fct_daily_population")[0][0] > 0
+        reports = _post(
+            api, "/artifacts/filter", {"artifacts": {"key": {"any_": ["ingest-report"]}}}
+        )
+        assert reports and "| images processed | 2 |" in reports[0]["data"], reports
         _prefect(env, "deployment", "run", "refresh-marts/nightly")
         _prefect(env, "worker", "start", "--pool", "trapflow", "--run-once", timeout=300)
         completed = _completed_flow_runs(api)

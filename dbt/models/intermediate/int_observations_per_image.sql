@@ -57,16 +57,34 @@ model_boxes as (
     where relabelled.media_id is null or detections.label_source = 'review'
 ),
 
+per_frame_model as (
+    {#- a clip counts per sampled frame (frame_number; null for stills), then MaxN over frames -#}
+    select
+        model_boxes.media_id,
+        frames.frame_number,
+        model_boxes.category,
+        case when model_boxes.category = 'person' then 'person' else model_boxes.label end
+            as label,
+        count(*) filter (where model_boxes.evidence != 'person_cue') as detector_boxes,
+        count(*) filter (where model_boxes.evidence = 'person_cue') as cue_boxes,
+        max(model_boxes.confidence) as max_confidence,
+        max(model_boxes.label_source) as label_source
+    from model_boxes
+    left join {{ ref('stg_pipeline__detections') }} as frames
+        on model_boxes.detection_id = frames.detection_id
+    group by all
+),
+
 per_image_model as (
     select
         media_id,
         category,
-        case when category = 'person' then 'person' else label end as label,
-        count(*) filter (where evidence != 'person_cue') as detector_boxes,
-        count(*) filter (where evidence = 'person_cue') as cue_boxes,
-        max(confidence) as max_confidence,
+        label,
+        max(detector_boxes) as detector_boxes,
+        max(cue_boxes) as cue_boxes,
+        max(max_confidence) as max_confidence,
         max(label_source) as label_source
-    from model_boxes
+    from per_frame_model
     group by all
 ),
 

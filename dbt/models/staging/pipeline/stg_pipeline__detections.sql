@@ -29,6 +29,7 @@ renamed as (
         bbox_h,
         bbox_w * bbox_h as bbox_area,
         frame_number,
+        frame_time_s,  -- seconds into the clip (videos), else null
 
         ----------  timestamps
         detected_at

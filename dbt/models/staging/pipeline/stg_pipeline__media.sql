@@ -36,6 +36,14 @@ renamed as (
         utc_offset,
         exif_warnings,
 
+        ----------  video clips (null for stills)
+        duration_s,
+        fps,
+        frame_count,
+        frames_sampled,
+        codec,
+        container_format,
+
         ----------  booleans
         timestamp_source = 'exif' as is_timestamp_from_exif,
         latitude is not null and longitude is not null as has_location,

@@ -1,0 +1,52 @@
+"""Human activity: human events per site over time, alerts sent, images with people (blurred)."""
+
+import streamlit as st
+
+from dashboard import charts, images, queries
+
+wh = str(queries.warehouse_path())
+st.title("Human activity")
+span = queries.load(queries.date_span, wh) if queries.has_marts(wh) else None
+if not span:
+    st.info(f"No marts yet. Run `trapflow run --source DIR --once` to fill {wh}.")
+    st.stop()
+
+dates = st.date_input("Dates", value=span, min_value=span[0], max_value=span[1], key="hum_dates")
+start, end = (dates[0], dates[-1]) if isinstance(dates, tuple) and dates else span
+df = queries.load(queries.human_activity, wh, start, end)
+if df.empty or int(df["human_events"].sum()) == 0:
+    st.info("No people detected in these dates.")
+else:
+    a, b = st.columns(2)
+    a.metric("Human events", int(df["human_events"].sum()))
+    b.metric("Sites with people", int(df.loc[df["human_events"] > 0, "site_id"].nunique()))
+    st.altair_chart(charts.human_timeline(df[df["human_events"] > 0]), use_container_width=True)
+
+st.subheader("Alerts sent")
+outbox = queries.load(queries.alerts_sent, wh)
+if outbox.empty:
+    st.info("No alerts queued yet (see docs/alerts.md for the rules).")
+else:
+    st.dataframe(outbox, hide_index=True, use_container_width=True)
+
+st.subheader("Latest images with people")
+blur = st.toggle("Blur people", value=True, key="hum_blur")
+people = queries.load(queries.people_images, wh)
+cols = st.columns(3)
+for i, row in enumerate(people.itertuples()):
+    try:
+        raw = queries.image_bytes(str(row.source_uri), str(row.file_path))
+    except OSError as exc:
+        cols[i % 3].warning(f"{row.file_path}: cannot read it from {row.source_uri} ({exc}).")
+        continue
+    person_boxes = queries.load(queries.boxes, wh, str(row.media_id))
+    drawn = [
+        images.Box(b.bbox_x, b.bbox_y, b.bbox_w, b.bbox_h, "person", f"person {b.confidence:.2f}")
+        for b in person_boxes.itertuples()
+        if b.category == "person"
+    ]
+    cols[i % 3].image(images.render(raw, drawn, blur_people=blur))
+    cols[i % 3].markdown(
+        f"{row.site_id}/{row.camera_id} · {row.captured_at} · "
+        f"[review](/review?media_id={row.media_id})"
+    )

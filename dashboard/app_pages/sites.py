@@ -1,0 +1,35 @@
+"""Sites: a map of deployments with counts; sensitive species' coordinates generalised."""
+
+import streamlit as st
+
+from dashboard import charts, queries
+
+wh = str(queries.warehouse_path())
+st.title("Sites")
+dep = queries.load(queries.deployments, wh)
+if dep.empty:
+    st.info(f"No deployments in the marts yet. Run `trapflow run --source DIR --once` ({wh}).")
+    st.stop()
+
+sensitive, grid_km = queries.privacy()
+a, b, c = st.columns(3)
+a.metric("Deployments", len(dep))
+b.metric("With coordinates", int(dep["latitude"].notna().sum()))
+c.metric("Generalised (sensitive species)", int(dep["is_generalised"].sum()))
+deck = charts.deployments_map(dep)
+if deck is None:
+    st.info(
+        "No deployment has coordinates: add GPS to the images' EXIF or latitude/longitude to "
+        "deployments.csv (TRAPFLOW_DEPLOYMENTS_CSV)."
+    )
+else:
+    st.pydeck_chart(deck)
+st.caption(
+    f"Deployments that recorded a sensitive species ({', '.join(sensitive[:4])}, ...) are shown "
+    f"at the centre of their {grid_km:g} km grid cell, here and in every table or export."
+)
+per_site = queries.load(queries.events_per_site, wh)
+if not per_site.empty:
+    st.subheader("Independent events per site")
+    st.altair_chart(charts.events_per_site(per_site), use_container_width=True)
+st.dataframe(dep, hide_index=True, use_container_width=True)
