@@ -19,7 +19,7 @@ import os
 import time
 import uuid
 from collections.abc import Callable
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, ParamSpec
 
@@ -185,7 +185,7 @@ def population_trend(warehouse: str, labels_: tuple[str, ...], site: str) -> pd.
 
 @st.cache_data(ttl=TTL_S, show_spinner=False)
 def deployments(warehouse: str) -> pd.DataFrame:
-    """Deployments with their events per label, coordinates generalised where a sensitive
+    """Deployments with their site's events per label, coordinates generalised where a sensitive
     species was recorded (flows/_privacy.py); exact coordinates never leave this function."""
     dep = _read(
         warehouse,
@@ -195,11 +195,7 @@ def deployments(warehouse: str) -> pd.DataFrame:
     )
     if dep.empty:
         return dep
-    ev = _read(
-        warehouse,
-        "select deployment_id, label, count(*) as events from marts.fct_events "
-        "group by deployment_id, label",
-    )
+    ev = site_events(warehouse)
     sensitive, grid_km = privacy()
     dep["events"] = 0
     dep["species"] = ""
@@ -207,7 +203,7 @@ def deployments(warehouse: str) -> pd.DataFrame:
     dep["coordinate_uncertainty_m"] = None
     dep = dep.astype({"coordinate_uncertainty_m": "object"})
     for i, row in dep.iterrows():
-        mine = ev[ev["deployment_id"] == row["deployment_id"]] if not ev.empty else ev
+        mine = ev[ev["site_id"] == row["site_id"]] if not ev.empty else ev
         if not mine.empty:
             dep.at[i, "events"] = int(mine["events"].sum())
             top = mine.sort_values("events", ascending=False)
@@ -225,11 +221,14 @@ def deployments(warehouse: str) -> pd.DataFrame:
 
 
 @st.cache_data(ttl=TTL_S, show_spinner=False)
-def events_per_site(warehouse: str) -> pd.DataFrame:
+def site_events(warehouse: str) -> pd.DataFrame:
+    """Independent events per site x category x label (events are per site: its cameras are
+    not independent of each other)."""
     return _read(
         warehouse,
-        "select site_id, category, label, count(*) as events from marts.fct_events "
-        "group by all order by site_id, events desc",
+        "select site_id, category, label, sum(events) as events "
+        "from marts.fct_daily_population group by all having sum(events) > 0 "
+        "order by site_id, events desc",
     )
 
 
@@ -296,14 +295,21 @@ def review_queue(
         where.append("d.captured_on between ? and ?")
         params += [start, end]
     params.append(limit)
+    # newest matching images first (one pass over the boxes), then labels for just those
     return _read(
         warehouse,
-        "select m.media_id, m.site_id, m.camera_id, m.captured_at, m.is_reviewed, "
-        "string_agg(distinct d.label, ', ') as labels, max(d.confidence) as confidence, "
-        "count(*) as boxes from intermediate.int_detections_labelled as d "
-        "join marts.dim_media as m on m.media_id = d.media_id "
-        f"where {' and '.join(where)} group by all "
-        "order by m.captured_at desc nulls last, m.media_id limit ?",
+        "with hits as (select d.media_id, max(d.captured_at) as captured_at, "
+        "max(d.confidence) as confidence, count(*) as boxes "
+        "from intermediate.int_detections_labelled as d "
+        f"where {' and '.join(where)} group by d.media_id "
+        "order by captured_at desc nulls last, d.media_id limit ?), "
+        "named as (select d.media_id, string_agg(distinct d.label, ', ' order by d.label) "
+        "as labels from intermediate.int_detections_labelled as d "
+        "semi join hits using (media_id) group by d.media_id) "
+        "select h.media_id, m.site_id, m.camera_id, h.captured_at, m.is_reviewed, n.labels, "
+        "h.confidence, h.boxes from hits as h join named as n using (media_id) "
+        "join marts.dim_media as m using (media_id) "
+        "order by h.captured_at desc nulls last, h.media_id",
         params,
     )
 
@@ -370,7 +376,7 @@ def write_review(
     label_id = str(uuid.uuid4())
     row = [
         label_id, media_id, detection_id, category, label, is_false_positive, count,
-        reviewer or "dashboard", datetime.now(timezone.utc).replace(tzinfo=None), note,
+        reviewer or "dashboard", datetime.now(UTC).replace(tzinfo=None), note,
     ]  # fmt: skip
     deadline = time.monotonic() + WRITE_WAIT_S
     delay = 0.1

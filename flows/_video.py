@@ -113,10 +113,25 @@ def analyse_clip(
     return result
 
 
-def rollup(frames: list[FrameResult], thresholds: dict[str, float]) -> dict[str, dict[str, float]]:
+def counting_models(ensemble: DetectorEnsemble) -> dict[str, str]:
+    """The detector counted per category (as the marts count): the first member keeping it."""
+    out: dict[str, str] = {}
+    for member in ensemble.members:
+        for category in member.categories:
+            out.setdefault(category, member.detector.model_id)
+    return out
+
+
+def rollup(
+    frames: list[FrameResult],
+    thresholds: dict[str, float],
+    counted: dict[str, str] | None = None,
+) -> dict[str, dict[str, float]]:
     """Per category: the best confidence in any frame and MaxN (most boxes in one frame).
 
-    Boxes below the category's threshold do not count towards MaxN.
+    Only boxes at or above the category's threshold, and (with ``counted``, category ->
+    model id) only the counted detector's boxes, count towards MaxN: two detectors boxing
+    the same animal is one animal.
     """
     out: dict[str, dict[str, float]] = {}
     for fr in frames:
@@ -124,6 +139,8 @@ def rollup(frames: list[FrameResult], thresholds: dict[str, float]) -> dict[str,
         for det in fr.detections:
             entry = out.setdefault(det.category, {"max_confidence": 0.0, "max_n": 0})
             entry["max_confidence"] = max(entry["max_confidence"], float(det.confidence))
+            if counted is not None and counted.get(det.category) != det.model:
+                continue
             if det.confidence >= thresholds.get(det.category, 0.5):
                 per_frame[det.category] = per_frame.get(det.category, 0) + 1
         for cat, n in per_frame.items():
@@ -163,6 +180,7 @@ def annotate_clip(
 
     info = probe(source)
     result = ClipResult(info)
+    counted = counting_models(ensemble)
 
     def frames() -> Iterator[Image.Image]:
         for frame in sample_frames(source, rate=rate):
@@ -172,6 +190,7 @@ def annotate_clip(
                 (d.category, d.label, d.confidence, (d.bbox.x, d.bbox.y, d.bbox.w, d.bbox.h))
                 for d in dets
                 if d.confidence >= thresholds.get(d.category, 0.5)
+                and counted.get(d.category, d.model) == d.model
             ]
             yield draw_boxes(frame.image, kept)
 

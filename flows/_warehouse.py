@@ -6,6 +6,7 @@ short-lived and opening one retries with backoff while another process holds the
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -18,7 +19,8 @@ import pyarrow as pa
 
 SCHEMA_DIR = Path(__file__).with_name("schema")  # NN_area.sql, applied in name order
 
-LOCK_WAIT_S = 60.0
+#: How long to wait for another process's lock before giving up (then the task retries).
+LOCK_WAIT_S = float(os.environ.get("TRAPFLOW_LOCK_WAIT_S", "60"))
 
 
 class WarehouseBusyError(RuntimeError):
@@ -27,11 +29,12 @@ class WarehouseBusyError(RuntimeError):
 
 @contextmanager
 def connect(
-    path: Path, *, read_only: bool = False, wait_s: float = LOCK_WAIT_S
+    path: Path, *, read_only: bool = False, wait_s: float | None = None
 ) -> Iterator[duckdb.DuckDBPyConnection]:
     """A connection that is closed on exit; waits while another process holds the lock."""
     if not read_only:
         path.parent.mkdir(parents=True, exist_ok=True)
+    wait_s = LOCK_WAIT_S if wait_s is None else wait_s
     deadline = time.monotonic() + wait_s
     delay = 0.05
     while True:

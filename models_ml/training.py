@@ -132,6 +132,7 @@ class TrainResult:
     cache_hits: int
     embedded: int
     whole_frame: int = 0
+    estimator: Any = None  # the fitted scikit-learn model
 
 
 # --------------------------------------------------------------------------- inputs
@@ -757,6 +758,7 @@ def train_head(
         cache_hits=emb.cache_hits,
         embedded=len(emb.items),
         whole_frame=emb.whole_frame,
+        estimator=model,
     )
     report = {
         "model": result.model_id,

@@ -20,13 +20,13 @@ rate = last["images_per_s"]
 d.metric("Images/s (last run)", "-" if rate != rate or rate is None else f"{rate:.2f}")
 st.markdown(f"**Model versions (last run):** {last['model_versions'] or '-'}")
 st.subheader("Throughput per run")
-st.altair_chart(charts.throughput(runs), use_container_width=True)
-st.dataframe(runs, hide_index=True, use_container_width=True)
+st.altair_chart(charts.throughput(runs), width="stretch")
+st.dataframe(runs, hide_index=True, width="stretch")
 
 st.subheader("Quarantined files")
 quarantined = queries.load(queries.quarantine, wh)
 if quarantined.empty:
     st.success("No file quarantined.")
 else:
-    st.altair_chart(charts.quarantine_reasons(quarantined), use_container_width=True)
-    st.dataframe(quarantined, hide_index=True, use_container_width=True)
+    st.altair_chart(charts.quarantine_reasons(quarantined), width="stretch")
+    st.dataframe(quarantined, hide_index=True, width="stretch")

@@ -20,14 +20,14 @@ else:
     a, b = st.columns(2)
     a.metric("Human events", int(df["human_events"].sum()))
     b.metric("Sites with people", int(df.loc[df["human_events"] > 0, "site_id"].nunique()))
-    st.altair_chart(charts.human_timeline(df[df["human_events"] > 0]), use_container_width=True)
+    st.altair_chart(charts.human_timeline(df[df["human_events"] > 0]), width="stretch")
 
 st.subheader("Alerts sent")
 outbox = queries.load(queries.alerts_sent, wh)
 if outbox.empty:
     st.info("No alerts queued yet (see docs/alerts.md for the rules).")
 else:
-    st.dataframe(outbox, hide_index=True, use_container_width=True)
+    st.dataframe(outbox, hide_index=True, width="stretch")
 
 st.subheader("Latest images with people")
 blur = st.toggle("Blur people", value=True, key="hum_blur")

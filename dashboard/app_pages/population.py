@@ -35,17 +35,17 @@ d.metric(
 )
 
 st.subheader("RAI, 7-day rolling mean ± 1 sd")
-st.altair_chart(charts.rai_with_variance(df), use_container_width=True)
+st.altair_chart(charts.rai_with_variance(df), width="stretch")
 st.caption("Effort beside the counts: a gap here is missing cameras, not missing animals.")
-st.altair_chart(charts.effort(df), use_container_width=True)
+st.altair_chart(charts.effort(df), width="stretch")
 st.subheader("Independent events per day")
-st.altair_chart(charts.events_per_day(df), use_container_width=True)
+st.altair_chart(charts.events_per_day(df), width="stretch")
 st.subheader("Variability: CV of the 7-day window and z-score against the 30 days before")
-st.altair_chart(charts.cv_and_z(df), use_container_width=True)
+st.altair_chart(charts.cv_and_z(df), width="stretch")
 
 st.subheader("Trend (Mann-Kendall, Sen's slope)")
 trend = queries.load(queries.population_trend, wh, tuple(chosen), str(site))
 if trend.empty:
     st.info("No trend yet: it needs RAI over several periods with enough effort.")
 else:
-    st.dataframe(trend, hide_index=True, use_container_width=True)
+    st.dataframe(trend, hide_index=True, width="stretch")

@@ -44,7 +44,7 @@ left, right = st.columns([1, 2])
 with left:
     st.caption(f"{len(queue)} images match (newest first, at most 200).")
     if not queue.empty:
-        st.altair_chart(charts.queue_by_label(queue), use_container_width=True)
+        st.altair_chart(charts.queue_by_label(queue), width="stretch")
     chosen = st.selectbox("Image", ids, index=0, key="rv_media", format_func=lambda m: m[:12] + "…")
 media_id = str(chosen)
 if media_id != linked:
@@ -70,10 +70,10 @@ with right:
                 str(b.category),
                 f"{b.label} {b.confidence:.2f}",
                 bool(b.is_false_positive),
-            )  # fmt: skip
+            )
             for b in found.itertuples()
         ]
-        st.image(images.render(raw, drawn, blur_people=blur), use_container_width=True)
+        st.image(images.render(raw, drawn, blur_people=blur), width="stretch")
     except (OSError, ValueError) as exc:
         st.warning(
             f"Cannot show {row['file_path']} from {row['source_uri']}: {exc}. "
@@ -82,7 +82,7 @@ with right:
     st.dataframe(
         found[["detection_id", "category", "label", "confidence", "label_source", "is_counted",
                "is_false_positive", "model_name", "model_version"]] if not found.empty else found,
-        hide_index=True, use_container_width=True,
+        hide_index=True, width="stretch",
     )  # fmt: skip
 
 st.subheader("Your label")
@@ -129,4 +129,4 @@ if submitted:
 history = queries.load(queries.reviews, wh, media_id)
 if not history.empty:
     st.subheader("Reviews of this image")
-    st.dataframe(history, hide_index=True, use_container_width=True)
+    st.dataframe(history, hide_index=True, width="stretch")

@@ -28,8 +28,8 @@ st.caption(
     f"Deployments that recorded a sensitive species ({', '.join(sensitive[:4])}, ...) are shown "
     f"at the centre of their {grid_km:g} km grid cell, here and in every table or export."
 )
-per_site = queries.load(queries.events_per_site, wh)
+per_site = queries.load(queries.site_events, wh)
 if not per_site.empty:
     st.subheader("Independent events per site")
-    st.altair_chart(charts.events_per_site(per_site), use_container_width=True)
-st.dataframe(dep, hide_index=True, use_container_width=True)
+    st.altair_chart(charts.events_per_site(per_site), width="stretch")
+st.dataframe(dep, hide_index=True, width="stretch")

@@ -1,50 +1,102 @@
-"""Every dashboard page renders, on an empty warehouse and on one with marts."""
+"""Every dashboard page renders on an empty warehouse and says what to do; the pure helpers.
+
+Pages on a real warehouse (the session's sample ingest) are in tests/flows/test_dashboard.py.
+"""
 
 from __future__ import annotations
 
-from datetime import date, datetime
+import io
 from pathlib import Path
 
 import duckdb
+import pandas as pd
 import pytest
+from PIL import Image
 from streamlit.testing.v1 import AppTest
 
+from dashboard import charts, images
+
 APP = str(Path(__file__).resolve().parents[2] / "dashboard" / "streamlit_app.py")
+PAGES = [
+    "app_pages/population.py",
+    "app_pages/sites.py",
+    "app_pages/human_activity.py",
+    "app_pages/review.py",
+    "app_pages/health.py",
+]
 
 
-def _app(monkeypatch: pytest.MonkeyPatch, warehouse: Path) -> AppTest:
+@pytest.mark.parametrize("kind", ["missing", "schema_only"])
+def test_every_page_on_an_empty_warehouse_says_what_to_do(monkeypatch, tmp_path, kind):
+    warehouse = tmp_path / "w.duckdb"
+    if kind == "schema_only":  # a warehouse a run created, before any marts were built
+        from flows._warehouse import ensure_schema
+
+        with duckdb.connect(str(warehouse)) as con:
+            ensure_schema(con)
     monkeypatch.setenv("TRAPFLOW_WAREHOUSE", str(warehouse))
     at = AppTest.from_file(APP, default_timeout=60)
     at.run()
-    assert not at.exception, at.exception
-    return at
+    for page in PAGES:
+        if page != PAGES[0]:
+            at.switch_page(page).run()
+        assert not at.exception, (page, at.exception)
+        assert at.info, page
+        assert "trapflow run" in at.info[0].value, (page, at.info[0].value)
 
 
-def test_empty_warehouse_says_what_to_do(monkeypatch, tmp_path):
-    at = _app(monkeypatch, tmp_path / "missing.duckdb")
-    assert "trapflow run" in at.info[0].value
+def _jpeg(colour: tuple[int, int, int] = (40, 120, 40)) -> bytes:
+    img = Image.new("RGB", (200, 100), colour)
+    for x in range(0, 200, 4):  # stripes, so a blur changes pixels
+        for y in range(100):
+            img.putpixel((x, y), (255, 255, 255))
+    out = io.BytesIO()
+    img.save(out, format="JPEG")
+    return out.getvalue()
 
 
-def test_population_page_shows_the_mart(monkeypatch, tmp_path):
-    wh = tmp_path / "w.duckdb"
-    with duckdb.connect(str(wh)) as con:
-        con.execute(
-            "create schema marts; create table marts.fct_daily_population (captured_on date, "
-            "site_id varchar, category varchar, label varchar, images bigint, detections bigint, "
-            "max_count_in_image bigint, cameras bigint, first_seen_at timestamp, "
-            "last_seen_at timestamp, mean_confidence double, max_confidence double)"
-        )
-        rows = [
-            (date(2024, 5, 1), "A", "animal", "animal", 3, 4, 2, 1, datetime(2024, 5, 1, 1),
-             datetime(2024, 5, 1, 5), 0.7, 0.9),
-            (date(2024, 5, 2), "B", "animal", "animal", 1, 1, 1, 1, datetime(2024, 5, 2, 1),
-             datetime(2024, 5, 2, 1), 0.6, 0.6),
-        ]  # fmt: skip
-        con.executemany(
-            "insert into marts.fct_daily_population values "
-            + str(tuple("?" * 12)).replace("'", ""),
-            rows,
-        )
-    at = _app(monkeypatch, wh)
-    assert [m.value for m in at.metric] == ["4", "2", "2"]
-    assert at.get("vega_lite_chart") or at.get("arrow_vega_lite_chart")
+def test_people_are_blurred_unless_turned_off():
+    person = images.Box(0.5, 0.0, 0.5, 1.0, "person", "")
+    blurred = Image.open(io.BytesIO(images.render(_jpeg(), [person], blur_people=True)))
+    sharp = Image.open(io.BytesIO(images.render(_jpeg(), [person], blur_people=False)))
+
+    # inside the person box the stripes are gone when blurred, kept when not
+    def spread(img: Image.Image) -> int:
+        row = [img.getpixel((x, 60))[0] for x in range(120, 190)]  # type: ignore[index]
+        return max(row) - min(row)
+
+    assert spread(sharp) > 150
+    assert spread(blurred) < 60
+    # outside it nothing is blurred
+    row = [blurred.getpixel((x, 60))[0] for x in range(10, 80)]  # type: ignore[index]
+    assert max(row) - min(row) > 150
+
+
+def test_charts_are_built_from_frames():
+    days = pd.date_range("2024-01-01", periods=10).date
+    df = pd.DataFrame(
+        {
+            "captured_on": days,
+            "label": "impala",
+            "events": range(10),
+            "trap_nights": [3.0] * 9 + [None],
+            "rai": [x * 10.0 for x in range(10)],
+            "rolling_mean_7d": 5.0,
+            "rolling_var_7d": 4.0,
+            "rolling_cv_7d": 0.4,
+            "z_score": [None] * 5 + [1.0] * 5,
+        }
+    )
+    spec = charts.rai_with_variance(df).to_dict()
+    band = spec["datasets"][next(iter(spec["datasets"]))]
+    assert {round(r["band_lo"], 3) for r in band} == {3.0} and {r["band_hi"] for r in band} == {7.0}
+    assert charts.effort(df).to_dict()["mark"]["type"] == "bar"
+    assert charts.cv_and_z(df).to_dict()
+    dep = pd.DataFrame(
+        {"site_id": ["A", "B"], "camera_id": ["c", "c"], "latitude": [1.0, None],
+         "longitude": [2.0, None], "events": [4, 0], "species": ["impala (4)", ""],
+         "is_generalised": [False, False]}
+    )  # fmt: skip
+    deck = charts.deployments_map(dep)
+    assert deck is not None and len(deck.layers[0].data) == 1
+    assert charts.deployments_map(dep.iloc[1:]) is None
