@@ -89,7 +89,9 @@ def _insert_batch(
     )
     con.execute(
         f"""
-        insert or ignore into raw.detections
+        insert or ignore into raw.detections (detection_id, media_id, model_name, model_version,
+            category, category_id, label, confidence, bbox_x, bbox_y, bbox_w, bbox_h,
+            frame_number, run_id, detected_at)
         select md5(media_id || '|' || b) as detection_id, media_id,
             case category when 'animal' then 'mdlite_yolox_tiny' else 'yolox_nano_coco' end,
             case category when 'animal' then '20220528' else '0.1.1rc0' end,
