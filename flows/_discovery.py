@@ -83,13 +83,19 @@ def list_source(uri: str, extensions: Iterable[str]) -> Listing:
     other = 0
     outside: list[str] = []
     for full, info in sorted(fs.find(root, withdirs=False, detail=True).items()):
-        if info.get("type") not in (None, "file"):
+        link = bool(local and info.get("islink"))
+        if info.get("type") not in (None, "file") and not link:
             continue
         rel = posixpath.relpath(full, root) if not local else os.path.relpath(full, root)
         rel = rel.replace(os.sep, "/")
         if local and not _inside(full, root):
             outside.append(rel)
             continue
+        if link:  # a link inside the root: use what it points to, if that is a file
+            if not os.path.isfile(full):
+                continue
+            st = os.stat(full)
+            info = {"size": st.st_size, "mtime": st.st_mtime}
         ext = rel.rsplit(".", 1)[-1].lower() if "." in rel.rsplit("/", 1)[-1] else ""
         if ext not in wanted:
             other += 1

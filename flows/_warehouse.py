@@ -169,3 +169,25 @@ def has_marts(path: Path) -> bool:
             "where table_schema = 'marts' and table_name = 'fct_daily_population'"
         ).fetchone()
     return bool(row and row[0])
+
+
+def quarantine_row(
+    source_uri: str, file_path: str, run_id: str, reason: str, error: str, action: str = "skipped"
+) -> dict[str, Any]:
+    """A raw.quarantine row for a file that was never read (its id is stable across polls)."""
+    import hashlib
+    from datetime import UTC, datetime
+
+    key = "\x1f".join([source_uri, file_path, "", reason])
+    return {
+        "quarantine_id": hashlib.md5(key.encode(), usedforsecurity=False).hexdigest(),
+        "source_uri": source_uri,
+        "file_path": file_path,
+        "media_id": None,
+        "file_size": None,
+        "reason": reason,
+        "error": error,
+        "action": action,
+        "run_id": run_id,
+        "quarantined_at": datetime.now(UTC).replace(tzinfo=None),
+    }

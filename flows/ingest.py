@@ -19,7 +19,13 @@ from flows.tasks.alerts import deliver_alerts, queue_alerts
 from flows.tasks.dbt import build_marts
 from flows.tasks.inference import detect_and_load, fetch_models, mark_repeat_detections
 from flows.tasks.report import publish_run_report
-from flows.tasks.storage import close_run, list_new_media, load_deployments, open_run
+from flows.tasks.storage import (
+    close_run,
+    list_new_media,
+    load_deployments,
+    open_run,
+    record_outside_links,
+)
 
 
 @dataclass
@@ -78,6 +84,7 @@ def ingest(
         files_listed=len(listing.media), files_new=len(new_files),
         other_files=listing.other_files, outside_root=len(listing.outside_root), list_s=list_s,
     )  # fmt: skip
+    record_outside_links(settings, run_id, listing)
     model_dir = fetch_models(settings)
     summary.model_dir = str(model_dir)
     summary.models = model_ids(settings.model_names)

@@ -83,3 +83,29 @@ def load_deployments(settings: Settings) -> bool:
         logger.warning(message)
     logger.info("deployments: %d of %d rows from %s", loaded.loaded, loaded.rows, loaded.path)
     return loaded.changed
+
+
+@task(
+    retries=3, retry_delay_seconds=[2, 5, 15], retry_condition_fn=retry_on_io, cache_policy=NO_CACHE
+)
+def record_outside_links(settings: Settings, run_id: str, listing: Listing) -> int:
+    """Links that resolve outside the source root: never read, recorded in the quarantine."""
+    if not listing.outside_root:
+        return 0
+    rows = [
+        _warehouse.quarantine_row(
+            listing.source_uri, path, run_id, "outside_source",
+            "the file is a link to a place outside the source folder; it was not read. Copy the "
+            "file into the source folder if it belongs to this survey.",
+        )
+        for path in listing.outside_root
+    ]  # fmt: skip
+    if settings.lake:
+        _lake.write_rows(settings.lake, "quarantine", rows, f"{run_id}-outside")
+    else:
+        with _warehouse.connect(settings.warehouse_path) as con:
+            _warehouse.load_batch(con, media=[], detections=[], quarantine=rows, files=[])
+    get_run_logger().warning(
+        "%d links point outside %s and were not read", len(rows), listing.source_uri
+    )
+    return len(rows)
