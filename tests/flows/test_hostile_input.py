@@ -49,8 +49,10 @@ def _corpus(root: Path, outside: Path, camtrap_dir: Path) -> dict[str, str | Non
         "bad/text.jpg": (b"#!/bin/sh\necho not a photo\n", "not_an_image"),
         "bad/renamed_png.jpg": (_png(), "wrong_extension"),
         "bad/gps_out_of_range.jpg": (_jpeg(_exif(GPS={
-            piexif.GPSIFD.GPSLatitudeRef: b"N", piexif.GPSIFD.GPSLatitude: ((95, 1), (0, 1), (0, 1)),
-            piexif.GPSIFD.GPSLongitudeRef: b"E", piexif.GPSIFD.GPSLongitude: ((200, 1), (0, 1), (0, 1)),
+            piexif.GPSIFD.GPSLatitudeRef: b"N",
+            piexif.GPSIFD.GPSLatitude: ((95, 1), (0, 1), (0, 1)),
+            piexif.GPSIFD.GPSLongitudeRef: b"E",
+            piexif.GPSIFD.GPSLongitude: ((200, 1), (0, 1), (0, 1)),
         })), "exif_invalid"),
         "bad/year_1900.jpg": (_jpeg(_exif(Exif={
             piexif.ExifIFD.DateTimeOriginal: b"1900:01:01 00:00:00"})), "exif_invalid"),
