@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import altair as alt
@@ -19,7 +20,7 @@ def _band(df: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def rai_with_variance(df: pd.DataFrame) -> alt.LayerChart:
+def rai_with_variance(df: pd.DataFrame) -> alt.LayerChart | alt.FacetChart:
     """Daily RAI (points), its 7-day rolling mean (line) and mean ± 1 sd (band), per label."""
     data = _band(df)
     base = alt.Chart(data).encode(
@@ -117,7 +118,7 @@ def deployments_map(df: pd.DataFrame) -> pdk.Deck | None:
             "events": int(r.events),
             "species": str(r.species) or "-",
             "note": "generalised" if r.is_generalised else "exact",
-            "radius": 200 + 40 * int(r.events) ** 0.5,
+            "radius": 200 + 40 * int(r.events) ** 0.5,  # metres; radius_min_pixels keeps it seen
         }
         for r in located.itertuples()
     ]
@@ -126,17 +127,19 @@ def deployments_map(df: pd.DataFrame) -> pdk.Deck | None:
         data=data,
         get_position="[lon, lat]",
         get_radius="radius",
-        radius_min_pixels=4,
+        radius_min_pixels=6,
         get_fill_color=[200, 60, 30, 160],
         pickable=True,
     )
-    view = pdk.ViewState(
-        latitude=float(located["latitude"].mean()),
-        longitude=float(located["longitude"].mean()),
-        zoom=5,
+    lat, lon = located["latitude"].astype(float), located["longitude"].astype(float)
+    span = max(float(lat.max() - lat.min()), float(lon.max() - lon.min()), 0.05)
+    view = pdk.ViewState(  # every deployment in view
+        latitude=float(lat.min() + lat.max()) / 2,
+        longitude=float(lon.min() + lon.max()) / 2,
+        zoom=max(0.0, min(12.0, math.log2(360.0 / span) - 0.5)),
     )
     tooltip = {"text": "{site}/{camera}: {events} events\n{species}\ncoordinates: {note}"}
-    return pdk.Deck(layers=[layer], initial_view_state=view, tooltip=tooltip, map_style=None)  # type: ignore[arg-type]
+    return pdk.Deck(layers=[layer], initial_view_state=view, tooltip=tooltip, map_style=None)
 
 
 def human_timeline(df: pd.DataFrame) -> alt.Chart:

@@ -23,14 +23,18 @@ class Box:
     category: str
     caption: str
     is_false_positive: bool = False
+    is_drawn: bool = True  # False: only blurred (a person box below the reviewer's cut-off)
 
 
-def render(data: bytes, boxes: Iterable[Box], *, blur_people: bool = True) -> bytes:
-    """The image with person boxes blurred (unless ``blur_people`` is False) and every box
-    drawn and captioned; false positives dashed grey. Returns JPEG bytes."""
+def render(
+    data: bytes, boxes: Iterable[Box], *, blur_people: bool = True, max_side: int = MAX_SIDE
+) -> bytes:
+    """The image with every person box blurred (unless ``blur_people`` is False) and the boxes
+    with ``is_drawn`` outlined and captioned; false positives in grey. Returns JPEG bytes."""
     with Image.open(io.BytesIO(data)) as opened:
+        opened.draft("RGB", (max_side, max_side))  # JPEG: decode at a reduced scale, fast
         img = ImageOps.exif_transpose(opened).convert("RGB")
-    img.thumbnail((MAX_SIDE, MAX_SIDE))
+    img.thumbnail((max_side, max_side))
     width, height = img.size
     items = list(boxes)
     if blur_people:
@@ -43,7 +47,7 @@ def render(data: bytes, boxes: Iterable[Box], *, blur_people: bool = True) -> by
                     img.paste(region, area[:2])
     draw = ImageDraw.Draw(img)
     line = max(2, min(width, height) // 300)
-    for box in items:
+    for box in (b for b in items if b.is_drawn):
         x0, y0, x1, y1 = _pixels(box, width, height)
         colour = "#aaaaaa" if box.is_false_positive else COLOURS.get(box.category, "#ffffff")
         draw.rectangle((x0, y0, x1, y1), outline=colour, width=line)

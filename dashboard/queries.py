@@ -27,6 +27,7 @@ import duckdb
 import pandas as pd
 import streamlit as st
 
+from dashboard import images
 from flows._privacy import generalise, is_sensitive
 from flows.settings import load_settings
 
@@ -36,7 +37,8 @@ READ_WAIT_S = 5.0
 WRITE_WAIT_S = 20.0
 ALL_SITES = "(all sites)"
 
-_last_good: dict[tuple[str, str, tuple[Any, ...]], pd.DataFrame] = {}
+_last_good: dict[tuple[str, str], list[pd.DataFrame]] = {}
+_busy_until = 0.0
 
 
 class WarehouseBusy(RuntimeError):
@@ -65,26 +67,39 @@ def _is_lock_error(exc: Exception) -> bool:
 
 def _read(warehouse: str, sql: str, params: list[Any] | None = None) -> pd.DataFrame:
     """Run one query on a fresh read-only connection; empty when the file or table is missing."""
+    return _read_all(warehouse, [(sql, params or [])])[0]
+
+
+def _read_all(warehouse: str, statements: list[tuple[str, list[Any]]]) -> list[pd.DataFrame]:
+    """Run queries on one fresh read-only connection (opening one costs ~50 ms on a large file).
+    A missing file or table gives empty frames; a lock retries, then serves the last result."""
+    global _busy_until
     path = Path(warehouse)
     if not path.exists():
-        return pd.DataFrame()
-    key = (warehouse, sql, tuple(params or []))
-    deadline = time.monotonic() + READ_WAIT_S
+        return [pd.DataFrame() for _ in statements]
+    key = (warehouse, repr(statements))
+    # after one read gave up, the others of the same page try once instead of waiting again
+    wait = 0.0 if time.monotonic() < _busy_until else READ_WAIT_S
+    deadline = time.monotonic() + wait
     delay = 0.05
     while True:
         try:
             with duckdb.connect(str(path), read_only=True) as con:
-                df = con.execute(sql, params or []).df()
+                frames = []
+                for sql, params in statements:
+                    try:
+                        frames.append(con.execute(sql, params).df())
+                    except duckdb.CatalogException:
+                        frames.append(pd.DataFrame())  # not built yet (no run, or no marts)
             if len(_last_good) >= 512:
                 _last_good.pop(next(iter(_last_good)))
-            _last_good[key] = df
-            return df
-        except duckdb.CatalogException:
-            return pd.DataFrame()  # the table is not built yet (no run, or no marts)
+            _last_good[key] = frames
+            return frames
         except (duckdb.IOException, duckdb.ConnectionException) as exc:
             if not _is_lock_error(exc):
                 raise
-            if time.monotonic() > deadline:
+            if time.monotonic() >= deadline:
+                _busy_until = time.monotonic() + READ_WAIT_S
                 if key in _last_good:
                     return _last_good[key]
                 raise WarehouseBusy(
@@ -187,15 +202,24 @@ def population_trend(warehouse: str, labels_: tuple[str, ...], site: str) -> pd.
 def deployments(warehouse: str) -> pd.DataFrame:
     """Deployments with their site's events per label, coordinates generalised where a sensitive
     species was recorded (flows/_privacy.py); exact coordinates never leave this function."""
-    dep = _read(
+    dep, ev = _read_all(
         warehouse,
-        "select deployment_id, site_id, camera_id, deployment_start, deployment_end, "
-        "latitude, longitude, images, deployed_days, trap_nights, is_inferred "
-        "from marts.dim_deployments order by site_id, camera_id",
+        [
+            (
+                "select deployment_id, site_id, camera_id, deployment_start, deployment_end, "
+                "latitude, longitude, images, deployed_days, trap_nights, is_inferred "
+                "from marts.dim_deployments order by site_id, camera_id",
+                [],
+            ),
+            (
+                "select site_id, label, sum(events) as events from marts.fct_daily_population "
+                "group by all having sum(events) > 0",
+                [],
+            ),
+        ],
     )
     if dep.empty:
         return dep
-    ev = site_events(warehouse)
     sensitive, grid_km = privacy()
     dep["events"] = 0
     dep["species"] = ""
@@ -259,13 +283,25 @@ def alerts_sent(warehouse: str, limit: int = 200) -> pd.DataFrame:
 
 
 @st.cache_data(ttl=TTL_S, show_spinner=False)
-def people_images(warehouse: str, limit: int = 12) -> pd.DataFrame:
-    return _read(
-        warehouse,
+def people_images(warehouse: str, limit: int = 12) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The latest images with people (marts.dim_media) and every person box in them, of any
+    model and confidence (all of them are blurred)."""
+    latest = (
         "select media_id, site_id, camera_id, captured_at, source_uri, file_path, n_persons "
-        "from marts.dim_media where has_person order by captured_at desc nulls last limit ?",
-        [limit],
+        "from marts.dim_media where has_person order by captured_at desc nulls last limit ?"
     )
+    media_df, boxes_df = _read_all(
+        warehouse,
+        [
+            (latest, [limit]),
+            (
+                "select media_id, confidence, bbox_x, bbox_y, bbox_w, bbox_h from raw.detections "
+                f"where category = 'person' and media_id in (select media_id from ({latest}))",
+                [limit],
+            ),
+        ],
+    )
+    return media_df, boxes_df
 
 
 # ---------------------------------------------------------------- review
@@ -282,7 +318,8 @@ def review_queue(
     end: date | None,
     limit: int = 200,
 ) -> pd.DataFrame:
-    """Images to review: one row per image with its best box in the confidence range."""
+    """Images to review, newest first: one row per image with a box matching the filters,
+    its labels, best confidence and number of boxes."""
     where = ["d.confidence between ? and ?"]
     params: list[Any] = [min_confidence, max_confidence]
     if label:
@@ -294,20 +331,23 @@ def review_queue(
     if start and end:
         where.append("d.captured_on between ? and ?")
         params += [start, end]
-    params.append(limit)
-    # newest matching images first (one pass over the boxes), then labels for just those
+    # the newest matching boxes (a top-N, no group-by over every box), their images, then
+    # the labels of just those images
+    params += [limit * 20, limit]
     return _read(
         warehouse,
-        "with hits as (select d.media_id, max(d.captured_at) as captured_at, "
-        "max(d.confidence) as confidence, count(*) as boxes "
+        "with recent as (select d.media_id, d.captured_at "
         "from intermediate.int_detections_labelled as d "
-        f"where {' and '.join(where)} group by d.media_id "
-        "order by captured_at desc nulls last, d.media_id limit ?), "
+        f"where {' and '.join(where)} "
+        "order by d.captured_at desc nulls last limit ?), "
+        "hits as (select media_id, max(captured_at) as captured_at from recent "
+        "group by media_id order by captured_at desc nulls last, media_id limit ?), "
         "named as (select d.media_id, string_agg(distinct d.label, ', ' order by d.label) "
-        "as labels from intermediate.int_detections_labelled as d "
+        "as labels, max(d.confidence) as confidence, count(*) as boxes "
+        "from intermediate.int_detections_labelled as d "
         "semi join hits using (media_id) group by d.media_id) "
         "select h.media_id, m.site_id, m.camera_id, h.captured_at, m.is_reviewed, n.labels, "
-        "h.confidence, h.boxes from hits as h join named as n using (media_id) "
+        "n.confidence, n.boxes from hits as h join named as n using (media_id) "
         "join marts.dim_media as m using (media_id) "
         "order by h.captured_at desc nulls last, h.media_id",
         params,
@@ -315,40 +355,36 @@ def review_queue(
 
 
 @st.cache_data(ttl=TTL_S, show_spinner=False)
-def media(warehouse: str, media_id: str) -> pd.DataFrame:
-    return _read(
+def review_image(warehouse: str, media_id: str) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """One image for Review: (its dim_media row, its boxes with their resolved labels, the
+    reviews it already has), read on one connection."""
+    meta, found, history = _read_all(
         warehouse,
-        "select media_id, site_id, camera_id, deployment_id, source_uri, file_path, captured_at, "
-        "timestamp_source, width, height, n_animals, n_persons, n_vehicles, is_reviewed "
-        "from marts.dim_media where media_id = ?",
-        [media_id],
+        [
+            (
+                "select media_id, site_id, camera_id, deployment_id, source_uri, file_path, "
+                "captured_at, timestamp_source, width, height, n_animals, n_persons, n_vehicles, "
+                "is_reviewed from marts.dim_media where media_id = ?",
+                [media_id],
+            ),
+            (
+                "select r.detection_id, r.model_name, r.model_version, r.category, r.confidence, "
+                "r.bbox_x, r.bbox_y, r.bbox_w, r.bbox_h, coalesce(l.label, r.label) as label, "
+                "l.label_source, coalesce(l.is_counted, false) as is_counted, "
+                "coalesce(l.is_false_positive, false) as is_false_positive "
+                "from raw.detections as r left join (select * from "
+                "intermediate.int_detections_labelled where media_id = ?) as l "
+                "using (detection_id) where r.media_id = ? order by r.confidence desc",
+                [media_id, media_id],
+            ),
+            (
+                "select reviewed_at, reviewer, detection_id, category, label, is_false_positive, "
+                "count, note from review.labels where media_id = ? order by reviewed_at desc",
+                [media_id],
+            ),
+        ],
     )
-
-
-@st.cache_data(ttl=TTL_S, show_spinner=False)
-def boxes(warehouse: str, media_id: str) -> pd.DataFrame:
-    """The image's boxes with their resolved labels (boxes of the latest model version)."""
-    return _read(
-        warehouse,
-        "select r.detection_id, r.model_name, r.model_version, r.category, r.confidence, "
-        "r.bbox_x, r.bbox_y, r.bbox_w, r.bbox_h, coalesce(l.label, r.label) as label, "
-        "l.label_source, coalesce(l.is_counted, false) as is_counted, "
-        "coalesce(l.is_false_positive, false) as is_false_positive "
-        "from raw.detections as r left join intermediate.int_detections_labelled as l "
-        "using (detection_id) where r.media_id = ? "
-        "order by r.confidence desc",
-        [media_id],
-    )
-
-
-@st.cache_data(ttl=TTL_S, show_spinner=False)
-def reviews(warehouse: str, media_id: str) -> pd.DataFrame:
-    return _read(
-        warehouse,
-        "select reviewed_at, reviewer, detection_id, category, label, is_false_positive, count, "
-        "note from review.labels where media_id = ? order by reviewed_at desc",
-        [media_id],
-    )
+    return meta, found, history
 
 
 @st.cache_data(ttl=600, show_spinner=False, max_entries=64)
@@ -357,6 +393,21 @@ def image_bytes(source_uri: str, file_path: str) -> bytes:
     from flows._discovery import read_file
 
     return read_file(source_uri, file_path)
+
+
+@st.cache_data(ttl=600, show_spinner=False, max_entries=128)
+def image_view(
+    source_uri: str,
+    file_path: str,
+    boxes: tuple[images.Box, ...],
+    blur_people: bool,
+    max_side: int = images.MAX_SIDE,
+) -> bytes:
+    """The image read from its source with its boxes drawn, people blurred unless turned off
+    (cached per image, boxes and toggle)."""
+    return images.render(
+        image_bytes(source_uri, file_path), boxes, blur_people=blur_people, max_side=max_side
+    )
 
 
 def write_review(
@@ -398,7 +449,7 @@ def write_review(
                 ) from exc
             time.sleep(delay)
             delay = min(delay * 2, 1.0)
-    reviews.clear()
+    review_image.clear()
     review_queue.clear()
     return label_id
 

@@ -7,6 +7,8 @@ import streamlit as st
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `dashboard` importable by path
 
+from dashboard import queries  # after the path insert above
+
 st.set_page_config(page_title="trapflow", layout="wide")
 # Alert links are <dashboard_url>/?media_id=<sha256>: open Review on that image.
 linked = "media_id" in st.query_params
@@ -21,4 +23,7 @@ page = st.navigation(
         st.Page("app_pages/health.py", title="Pipeline health", url_path="health"),
     ]
 )
-page.run()
+try:
+    page.run()
+except queries.WarehouseBusy as exc:  # a writer held the file longer than a read waits
+    st.warning(str(exc), icon="⏳")

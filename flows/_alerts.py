@@ -622,6 +622,14 @@ def thumbnail(
 
 
 def _hit_thumbnail(settings: Settings, hit: Hit) -> bytes | None:
+    from flows import _video
+
+    if _video.is_video(hit.file_path):  # the sampled frame of the best box, with its boxes
+        seen = [(s.model, s.label, s.confidence) for s in hit.seen]
+        return _video.clip_thumbnail(
+            settings.warehouse_path, hit.source_uri, hit.file_path, hit.media_id, seen,
+            THUMBNAIL_PX,
+        )  # fmt: skip
     try:
         data = read_file(hit.source_uri, hit.file_path)
     except OSError as exc:

@@ -27,7 +27,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from flows import _warehouse
+from flows import _video, _warehouse
 from flows._discovery import canonical_uri, open_source, read_file, sha256_hex, site_and_camera
 from flows._privacy import generalise, is_sensitive
 
@@ -131,11 +131,14 @@ def mdjson_results(
     sites = list(site)
     with _warehouse.connect(warehouse, read_only=True) as con:
         site_sql = " and site_id in (select unnest(?::varchar[]))" if sites else ""
-        media = con.execute(
-            "select media_id, source_uri, file_path, media_type from raw.media "
-            f"where true{site_sql} order by file_path, source_uri",
-            [sites] if sites else [],
-        ).fetchall()
+        media = [
+            (m["media_id"], m["source_uri"], m["file_path"], m.get("fps"))
+            for m in _fetch(
+                con,
+                f"select * from raw.media where true{site_sql} order by file_path, source_uri",
+                [sites] if sites else [],
+            )
+        ]
         if sites and not media:
             known = [r[0] for r in con.execute("select distinct site_id from raw.media").fetchall()]
             raise ExportError(
@@ -210,15 +213,19 @@ def mdjson_results(
 
     images: list[dict[str, Any]] = []
     seen: set[str] = set()
-    for media_id, _source, path, _media_type in media:
+    for media_id, _source, path, fps in media:
         if media_id in seen:
             continue
         seen.add(media_id)
         dets = sorted(
             boxes.get(media_id, []),
-            key=lambda x: (-x["conf"], x["category"], x["bbox"], x.get("frame_number", 0)),
+            key=lambda x: (x.get("frame_number", 0), -x["conf"], x["category"], x["bbox"]),
         )
-        images.append({"file": path, "detections": dets})
+        image: dict[str, Any] = {"file": path}
+        if fps:  # a video: MegaDetector's frame_rate, and frame_number on each detection
+            image["frame_rate"] = round(float(fps), 3)
+        image["detections"] = dets
+        images.append(image)
     for path, reason in failures:
         if sites and site_and_camera(path, layout)[0] not in sites:
             continue
@@ -342,7 +349,8 @@ def import_mdjson(
     reported, not fatal. Ids are stable and boxes of a model version already in the warehouse
     for an image are not added again, so re-importing adds nothing.
     """
-    from models_ml import ImageRejected, open_image, read_exif
+    from models_ml import ImageRejected
+    from models_ml.video import VideoError
 
     doc = read_mdjson(file)
     info = doc["info"]
@@ -398,14 +406,17 @@ def import_mdjson(
                 result.unreadable.append(repr(entry)[:80])
                 continue
             rel = entry["file"].replace("\\", "/").lstrip("/")
+            video = _video.is_video(rel) or "frame_rate" in entry
             try:
-                data = read_file(uri, rel)
+                info_fs = fs.info(f"{root}/{rel}")
+                if video:
+                    data, (media_id, size) = b"", _video.sha256_stream(uri, rel)
+                else:
+                    data = read_file(uri, rel)
+                    media_id, size = sha256_hex(data), len(data)
             except (FileNotFoundError, IsADirectoryError):
                 result.missing.append(rel)
                 continue
-            media_id = sha256_hex(data)
-            info_fs = fs.info(f"{root}/{rel}")
-            size = int(info_fs.get("size") or len(data))
             modified = _modified(info_fs)
             failure = entry.get("failure")
             if failure:
@@ -418,48 +429,22 @@ def import_mdjson(
                 )
                 continue
             try:
-                img = open_image(data, max_pixels=max_image_pixels)
-                fmt, width, height = img.format or "", img.width, img.height
-            except ImageRejected as exc:
-                result.unreadable.append(rel)
-                quarantine.append(
-                    _import_quarantine(
-                        uri, rel, media_id, size, "not_an_image", run_id, now, str(exc)
+                if video:
+                    row = _video_media_row(uri, rel, media_id, size, modified, layout)
+                else:
+                    row = _image_media_row(
+                        uri, rel, data, media_id, modified, layout, max_image_pixels
                     )
+            except (ImageRejected, VideoError, OSError) as exc:
+                result.unreadable.append(rel)
+                reason = getattr(exc, "reason", None) or "not_an_image"
+                quarantine.append(
+                    _import_quarantine(uri, rel, media_id, size, reason, run_id, now, str(exc))
                 )
                 continue
-            try:
-                exif = read_exif(data)
-            except Exception:  # an unparsable EXIF block: keep the image, time from the file
-                exif = None
-            site, camera = site_and_camera(rel, layout)
-            name = rel.rsplit("/", 1)[-1]
-            captured = exif.captured_at if exif and exif.captured_at else None
-            media_rows.append(
-                {
-                    "media_id": media_id, "source_uri": uri, "file_path": rel, "file_name": name,
-                    "file_extension": name.rsplit(".", 1)[-1].lower() if "." in name else "",
-                    "file_size": size, "file_modified_at": modified,
-                    "media_type": "video" if entry.get("frame_rate") else "image",
-                    "image_format": fmt, "site_id": site, "camera_id": camera,
-                    "captured_at": captured or _local(modified),
-                    "utc_offset": exif.utc_offset if exif else None,
-                    "timestamp_source": "exif" if captured else "mtime",
-                    "timestamp_tag": exif.timestamp_tag if captured and exif else None,
-                    "latitude": exif.latitude if exif else None,
-                    "longitude": exif.longitude if exif else None,
-                    "altitude": exif.altitude if exif else None,
-                    "camera_make": exif.make if exif else None,
-                    "camera_model": exif.model if exif else None,
-                    "camera_serial": exif.serial if exif else None,
-                    "width": exif.width if exif and exif.width else width,
-                    "height": exif.height if exif and exif.height else height,
-                    "orientation": exif.orientation if exif else None,
-                    "exif_warnings": "; ".join(exif.warnings) or None if exif else None,
-                    "run_id": run_id, "ingested_at": now,
-                }
-            )  # fmt: skip
+            media_rows.append({**row, "run_id": run_id, "ingested_at": now})
             files.append(_import_file(uri, rel, size, modified, media_id, "ingested", run_id))
+            fps = _as_float(entry.get("frame_rate")) or row.get("fps")
             for index, det in enumerate(entry.get("detections") or []):
                 category = categories.get(str(det.get("category")))
                 bbox = det.get("bbox")
@@ -480,6 +465,10 @@ def import_mdjson(
                         "bbox_x": float(bbox[0]), "bbox_y": float(bbox[1]),
                         "bbox_w": float(bbox[2]), "bbox_h": float(bbox[3]),
                         "frame_number": det.get("frame_number"),
+                        "frame_time_s": (
+                            det["frame_number"] / fps
+                            if fps and isinstance(det.get("frame_number"), int) else None
+                        ),
                         "run_id": run_id, "detected_at": detected_at,
                     }
                 )  # fmt: skip
@@ -517,6 +506,76 @@ def import_mdjson(
             },
         )  # fmt: skip
     return result
+
+
+def _image_media_row(
+    uri: str, rel: str, data: bytes, media_id: str, modified: datetime | None,
+    layout: str | None, max_image_pixels: int,
+) -> dict[str, Any]:  # fmt: skip
+    """raw.media for an imported still, as a trapflow run would write it (EXIF, else mtime)."""
+    from models_ml import open_image, read_exif
+
+    img = open_image(data, max_pixels=max_image_pixels)
+    try:
+        exif = read_exif(data)
+    except Exception:  # an unparsable EXIF block: keep the image, time from the file
+        exif = None
+    site, camera = site_and_camera(rel, layout)
+    name = rel.rsplit("/", 1)[-1]
+    captured = exif.captured_at if exif and exif.captured_at else None
+    return {
+        "media_id": media_id, "source_uri": uri, "file_path": rel, "file_name": name,
+        "file_extension": name.rsplit(".", 1)[-1].lower() if "." in name else "",
+        "file_size": len(data), "file_modified_at": modified, "media_type": "image",
+        "image_format": img.format or "", "site_id": site, "camera_id": camera,
+        "captured_at": captured or _local(modified),
+        "utc_offset": exif.utc_offset if exif else None,
+        "timestamp_source": "exif" if captured else "mtime",
+        "timestamp_tag": exif.timestamp_tag if captured and exif else None,
+        "latitude": exif.latitude if exif else None,
+        "longitude": exif.longitude if exif else None,
+        "altitude": exif.altitude if exif else None,
+        "camera_make": exif.make if exif else None,
+        "camera_model": exif.model if exif else None,
+        "camera_serial": exif.serial if exif else None,
+        "width": exif.width if exif and exif.width else img.width,
+        "height": exif.height if exif and exif.height else img.height,
+        "orientation": exif.orientation if exif else None,
+        "exif_warnings": ("; ".join(exif.warnings) or None) if exif else None,
+    }  # fmt: skip
+
+
+def _video_media_row(
+    uri: str, rel: str, media_id: str, size: int, modified: datetime | None, layout: str | None
+) -> dict[str, Any]:
+    """raw.media for an imported clip: what its container says (as flows/_process.py)."""
+    from models_ml.video import probe
+
+    with _video.open_file(uri, rel) as src:
+        info = probe(src)
+    site, camera = site_and_camera(rel, layout)
+    name = rel.rsplit("/", 1)[-1]
+    created = info.created_at
+    if created is not None:
+        source, tag = "container", info.created_tag
+        captured_at = (
+            _local(created.astimezone(UTC).replace(tzinfo=None)) if created.tzinfo else created
+        )
+    else:
+        captured_at, source, tag = _local(modified), "mtime", None
+    return {
+        "media_id": media_id, "source_uri": uri, "file_path": rel, "file_name": name,
+        "file_extension": name.rsplit(".", 1)[-1].lower() if "." in name else "",
+        "file_size": size, "file_modified_at": modified, "media_type": "video",
+        "image_format": info.codec.upper(), "site_id": site, "camera_id": camera,
+        "captured_at": captured_at, "utc_offset": None, "timestamp_source": source,
+        "timestamp_tag": tag,
+        "camera_make": info.tags.get("make") or info.tags.get("com.apple.quicktime.make"),
+        "camera_model": info.tags.get("model") or info.tags.get("com.apple.quicktime.model"),
+        "width": info.width, "height": info.height, "duration_s": info.duration_s,
+        "fps": info.fps, "frame_count": info.frame_count, "codec": info.codec,
+        "container_format": info.container,
+    }  # fmt: skip
 
 
 def _parse_time(value: Any) -> datetime | None:

@@ -214,18 +214,22 @@ def clip_thumbnail(
 
     if not seen:
         return None
-    model, label, conf = max(seen, key=lambda s: s[2])
     labels = {(m, lab) for m, lab, _ in seen}
     floor = min(c for _, _, c in seen)
+    frame_number: int | None = None
     with _warehouse.connect(warehouse) as con:
-        row = con.execute(
-            "select frame_number from raw.detections where media_id = ? and model_name = ? "
-            "and lower(label) = ? order by abs(confidence - ?), frame_number limit 1",
-            [media_id, model, label, conf],
-        ).fetchone()
-        if row is None or row[0] is None:
+        for model, label, conf in sorted(seen, key=lambda s: -s[2]):  # species rows: no box
+            row = con.execute(
+                "select frame_number from raw.detections where media_id = ? and model_name = ? "
+                "and lower(label) = ? and frame_number is not null "
+                "order by abs(confidence - ?), frame_number limit 1",
+                [media_id, model, label, conf],
+            ).fetchone()
+            if row is not None:
+                frame_number = int(row[0])
+                break
+        if frame_number is None:
             return None
-        frame_number = int(row[0])
         rows = con.execute(
             "select model_name, lower(label), category, confidence, bbox_x, bbox_y, bbox_w, "
             "bbox_h from raw.detections where media_id = ? and frame_number = ? "

@@ -31,22 +31,31 @@ else:
 
 st.subheader("Latest images with people")
 blur = st.toggle("Blur people", value=True, key="hum_blur")
-people = queries.load(queries.people_images, wh)
+try:
+    people, person_boxes = queries.people_images(wh)
+except queries.WarehouseBusy as exc:
+    st.warning(str(exc), icon="⏳")
+    st.stop()
+unreadable = []
 cols = st.columns(3)
 for i, row in enumerate(people.itertuples()):
-    try:
-        raw = queries.image_bytes(str(row.source_uri), str(row.file_path))
-    except OSError as exc:
-        cols[i % 3].warning(f"{row.file_path}: cannot read it from {row.source_uri} ({exc}).")
-        continue
-    person_boxes = queries.load(queries.boxes, wh, str(row.media_id))
-    drawn = [
+    mine = person_boxes[person_boxes["media_id"] == row.media_id]
+    drawn = tuple(
         images.Box(b.bbox_x, b.bbox_y, b.bbox_w, b.bbox_h, "person", f"person {b.confidence:.2f}")
-        for b in person_boxes.itertuples()
-        if b.category == "person"
-    ]
-    cols[i % 3].image(images.render(raw, drawn, blur_people=blur))
+        for b in mine.itertuples()
+    )
+    try:
+        shown = queries.image_view(str(row.source_uri), str(row.file_path), drawn, blur, 480)
+    except (OSError, ValueError) as exc:  # moved, unreachable, or a video
+        unreadable.append(f"{row.file_path} ({exc})")
+        continue
+    cols[i % 3].image(shown)
     cols[i % 3].markdown(
         f"{row.site_id}/{row.camera_id} · {row.captured_at} · "
         f"[review](/review?media_id={row.media_id})"
+    )
+if unreadable:
+    st.warning(
+        f"{len(unreadable)} images could not be read from their source (moved, or the bucket "
+        f"is unreachable from here): {'; '.join(unreadable[:3])}"
     )

@@ -4,6 +4,7 @@ import streamlit as st
 
 from dashboard import charts, images, queries
 
+VIDEO = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v")
 wh = str(queries.warehouse_path())
 st.title("Review")
 span = queries.load(queries.date_span, wh) if queries.has_marts(wh) else None
@@ -19,6 +20,7 @@ with st.sidebar:
     site = st.selectbox("Site", ["(any)", *queries.sites(wh)], key="rv_site")
     conf = st.slider("Confidence", 0.0, 1.0, (0.0, 1.0), 0.05, key="rv_conf")
     dates = st.date_input("Dates", value=span, min_value=span[0], max_value=span[1], key="rv_dates")
+    min_box = st.slider("Draw boxes from confidence", 0.0, 1.0, 0.1, 0.05, key="rv_min_box")
     blur = st.toggle("Blur people", value=True, key="rv_blur")
 start, end = (dates[0], dates[-1]) if isinstance(dates, tuple) and dates else span
 queue = queries.load(
@@ -45,35 +47,47 @@ with left:
     st.caption(f"{len(queue)} images match (newest first, at most 200).")
     if not queue.empty:
         st.altair_chart(charts.queue_by_label(queue), width="stretch")
-    chosen = st.selectbox("Image", ids, index=0, key="rv_media", format_func=lambda m: m[:12] + "…")
+    chosen = st.selectbox(
+        "Image", ids, index=ids.index(linked) if linked in ids else 0, key="rv_media",
+        format_func=lambda m: m[:12] + "…",
+    )  # fmt: skip
 media_id = str(chosen)
 if media_id != linked:
     st.query_params["media_id"] = media_id
-meta = queries.load(queries.media, wh, media_id)
+try:
+    meta, found, history = queries.review_image(wh, media_id)
+except queries.WarehouseBusy as exc:
+    st.warning(str(exc), icon="⏳")
+    st.stop()
 if meta.empty:
     right.warning(f"Image {media_id[:12]}… is not in the marts (yet): run `trapflow marts`.")
     st.stop()
 row = meta.iloc[0]
-found = queries.load(queries.boxes, wh, media_id)
 with right:
     st.markdown(
         f"**{row['site_id']}/{row['camera_id']}** · {row['captured_at']} · `{row['file_path']}`"
     )
     try:
         raw = queries.image_bytes(str(row["source_uri"]), str(row["file_path"]))
-        drawn = [
-            images.Box(
-                b.bbox_x,
-                b.bbox_y,
-                b.bbox_w,
-                b.bbox_h,
-                str(b.category),
-                f"{b.label} {b.confidence:.2f}",
-                bool(b.is_false_positive),
+        if str(row["file_path"]).lower().endswith(VIDEO):
+            st.video(raw)
+            st.caption("A video: its boxes are listed below (frames are not drawn).")
+        else:
+            drawn = tuple(
+                images.Box(
+                    b.bbox_x,
+                    b.bbox_y,
+                    b.bbox_w,
+                    b.bbox_h,
+                    str(b.category),
+                    f"{b.label} {b.confidence:.2f}",
+                    bool(b.is_false_positive),
+                    bool(b.confidence >= min_box or b.is_counted),
+                )
+                for b in found.itertuples()
             )
-            for b in found.itertuples()
-        ]
-        st.image(images.render(raw, drawn, blur_people=blur), width="stretch")
+            view = queries.image_view(str(row["source_uri"]), str(row["file_path"]), drawn, blur)
+            st.image(view, width="stretch")
     except (OSError, ValueError) as exc:
         st.warning(
             f"Cannot show {row['file_path']} from {row['source_uri']}: {exc}. "
@@ -126,7 +140,8 @@ if submitted:
     except queries.WarehouseBusy as exc:
         st.error(str(exc))
 
-history = queries.load(queries.reviews, wh, media_id)
+if submitted:
+    history = queries.review_image(wh, media_id)[2]
 if not history.empty:
     st.subheader("Reviews of this image")
     st.dataframe(history, hide_index=True, width="stretch")

@@ -100,3 +100,60 @@ def test_charts_are_built_from_frames():
     deck = charts.deployments_map(dep)
     assert deck is not None and len(deck.layers[0].data) == 1
     assert charts.deployments_map(dep.iloc[1:]) is None
+
+
+HOLD = (
+    "import duckdb, sys, time\n"
+    "con = duckdb.connect(sys.argv[1])\n"
+    "print('locked', flush=True)\n"
+    "time.sleep(float(sys.argv[2]))\n"
+)
+
+
+def test_a_long_write_lock_is_a_notice_or_the_last_result_never_a_traceback(monkeypatch, tmp_path):
+    import subprocess
+    import sys
+
+    import streamlit as st
+
+    from dashboard import queries
+    from flows._warehouse import ensure_schema
+
+    warehouse = tmp_path / "w.duckdb"
+    with duckdb.connect(str(warehouse)) as con:
+        ensure_schema(con)
+    monkeypatch.setenv("TRAPFLOW_WAREHOUSE", str(warehouse))
+    monkeypatch.setattr(queries, "READ_WAIT_S", 0.5)
+    monkeypatch.setattr(queries, "_busy_until", 0.0)
+    monkeypatch.setattr(queries, "_last_good", {})
+    st.cache_data.clear()
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD, str(warehouse), "20"], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+        at = AppTest.from_file(APP, default_timeout=60)
+        at.run()  # nothing read before: a notice that says what is happening and what to do
+        assert not at.exception, at.exception
+        assert any("being written by a run" in w.value for w in at.warning), at.warning
+        assert "Reload the page" in at.warning[0].value
+    finally:
+        holder.kill()
+        holder.wait()
+    st.cache_data.clear()
+    at.run()  # unlocked: read, and remembered as the last good result
+    assert not at.exception and not at.warning
+    first = [i.value for i in at.info]
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD, str(warehouse), "20"], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+        monkeypatch.setattr(queries, "_busy_until", 0.0)
+        st.cache_data.clear()
+        at.run()  # locked again, but the last result is served
+        assert not at.exception and not at.warning
+        assert [i.value for i in at.info] == first
+    finally:
+        holder.kill()
+        holder.wait()

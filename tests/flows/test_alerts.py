@@ -51,7 +51,10 @@ def _seed(
             )  # fmt: skip
             for j, (model, category, label, conf) in enumerate(img.get("boxes", [])):
                 con.execute(
-                    "insert into raw.detections values (?, ?, ?, '1', ?, 2, ?, ?, "
+                    "insert into raw.detections (detection_id, media_id, model_name, "
+                    "model_version, category, category_id, label, confidence, bbox_x, bbox_y, "
+                    "bbox_w, bbox_h, frame_number, run_id, detected_at) "
+                    "values (?, ?, ?, '1', ?, 2, ?, ?, "
                     "0.55, 0.45, 0.07, 0.25, null, ?, now())",
                     [f"{media_id}-{j}", media_id, model, category, label, conf, run_id],
                 )

@@ -1,7 +1,7 @@
 """Field formats (flows/_exports.py): MegaDetector batch JSON out and in, Camtrap DP 1.0, CSV.
 
-All on the session's real ingest of the samples (``sample_run``); each export takes well
-under a second. The Camtrap DP schemas are vendored test data (tests/data/camtrapdp).
+On the session's real ingest of the samples (``sample_run``, hence ``slow``); each test itself
+takes under a second. The Camtrap DP schemas are vendored test data (tests/data/camtrapdp).
 """
 
 from __future__ import annotations
@@ -157,6 +157,7 @@ def test_the_md_validator_catches_broken_files() -> None:
 # ---- MegaDetector JSON out -------------------------------------------------------------
 
 
+@pytest.mark.slow  # the session's sample ingest; the test itself takes < 1 s
 def test_mdjson_export_follows_the_format(sample_run: dict[str, Any]) -> None:
     warehouse = sample_run["warehouse"]
     doc = _exports.mdjson_results(warehouse, **MD_ARGS)
@@ -199,12 +200,18 @@ def test_mdjson_export_follows_the_format(sample_run: dict[str, Any]) -> None:
     human = by_file["google__cameratrapai/test_data/human.jpg"]["detections"]
     assert any(d["category"] == "2" and d["conf"] >= 0.5 for d in human)
 
+    clips = query(warehouse, "select file_path from raw.media where media_type = 'video'")
+    for (path,) in clips:  # MegaDetector's video fields
+        assert by_file[path]["frame_rate"] > 0
+        assert all(isinstance(d["frame_number"], int) for d in by_file[path]["detections"])
+
     one_site = _exports.mdjson_results(warehouse, site=["StationA"], **MD_ARGS)
     assert one_site["images"] and all("/StationA/" in im["file"] for im in one_site["images"])
     with pytest.raises(_exports.ExportError, match="no images at site"):
         _exports.mdjson_results(warehouse, site=["no-such-site"], **MD_ARGS)
 
 
+@pytest.mark.slow  # the session's sample ingest; the test itself takes < 1 s
 def test_mdjson_round_trip_is_identical(
     sample_run: dict[str, Any], camtrap_dir: Path, tmp_path: Path
 ) -> None:
@@ -308,7 +315,7 @@ def test_import_of_another_tools_results(camtrap_dir: Path, tmp_path: Path) -> N
 def test_import_rejects_what_is_not_md_output(tmp_path: Path) -> None:
     bad = tmp_path / "other.json"
     bad.write_text(json.dumps({"annotations": []}), encoding="utf-8")
-    with pytest.raises(_exports.MdJsonError, match="format_version.*images"):
+    with pytest.raises(_exports.MdJsonError, match=r"format_version.*images"):
         _exports.import_mdjson(tmp_path / "w.duckdb", bad, str(tmp_path))
     bad.write_text("{not json", encoding="utf-8")
     with pytest.raises(_exports.MdJsonError, match="is not JSON"):
@@ -338,6 +345,7 @@ def _rows(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(fh))
 
 
+@pytest.mark.slow  # the session's sample ingest; the test itself takes < 1 s
 def test_camtrapdp_package_is_valid(sample_run: dict[str, Any], tmp_path: Path) -> None:
     warehouse = sample_run["warehouse"]
     out = tmp_path / "dp"
@@ -403,6 +411,7 @@ def test_camtrapdp_package_is_valid(sample_run: dict[str, Any], tmp_path: Path) 
         assert (float(row["latitude"]), float(row["longitude"])) != (round(lat, 6), round(lon, 6))
 
 
+@pytest.mark.slow  # the session's sample ingest; the test itself takes < 1 s
 def test_camtrapdp_reports_what_gbif_would_reject(
     sample_run: dict[str, Any], tmp_path: Path
 ) -> None:
@@ -420,6 +429,7 @@ def test_camtrapdp_reports_what_gbif_would_reject(
     }
 
 
+@pytest.mark.slow  # the session's sample ingest; the test itself takes < 1 s
 def test_camtrapdp_marks_human_review(sample_run: dict[str, Any], tmp_path: Path) -> None:
     """A reviewed label is exported as classificationMethod=human, classifiedBy=the reviewer.
     The review is written where the marts put it (review.labels and the resolved per-image
@@ -455,6 +465,7 @@ def test_camtrapdp_marks_human_review(sample_run: dict[str, Any], tmp_path: Path
 # ---- CSV and the command line ----------------------------------------------------------
 
 
+@pytest.mark.slow  # the session's sample ingest; the test itself takes < 1 s
 def test_mart_csvs(sample_run: dict[str, Any], tmp_path: Path) -> None:
     warehouse = sample_run["warehouse"]
     paths = _exports.export_mart_csvs(warehouse, tmp_path / "csv")
@@ -470,6 +481,7 @@ def test_mart_csvs(sample_run: dict[str, Any], tmp_path: Path) -> None:
         _exports.export_mart_csvs(tmp_path / "empty.duckdb", tmp_path / "x")
 
 
+@pytest.mark.slow  # the session's sample ingest; the test itself takes < 1 s
 def test_cli_export_and_import(sample_run: dict[str, Any], tmp_path: Path) -> None:
     runner = CliRunner()
     wh = str(sample_run["warehouse"])

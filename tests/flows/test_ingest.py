@@ -19,7 +19,9 @@ def _sha(path: Path) -> str:
 
 
 def _images(manifest_rows: list[dict[str, str]], camtrap_dir: Path) -> list[dict[str, str]]:
-    exts = (".jpg", ".jpeg", ".png", ".tif", ".tiff")
+    from flows.settings import MEDIA_EXTENSIONS  # images and video clips
+
+    exts = tuple(f".{e}" for e in MEDIA_EXTENSIONS)
     return [r for r in manifest_rows if r["path"].lower().endswith(exts)]
 
 

@@ -31,24 +31,29 @@ def python_events(warehouse: Any) -> dict[tuple[str, str, str], list[tuple[datet
     latest: dict[tuple[str, str], tuple[datetime, str]] = {}
     boxes = query(
         warehouse,
-        "select media_id, model_name, model_version, category, label, confidence, detected_at"
-        " from raw.detections",
+        "select media_id, model_name, model_version, category, label, confidence, detected_at,"
+        " frame_number from raw.detections",
     )
-    for media_id, model, version, *_, detected_at in boxes:
+    for media_id, model, version, *_, detected_at, _frame in boxes:
         key = (media_id, model)
         latest[key] = max(latest.get(key, (detected_at, version)), (detected_at, version))
-    per_image: dict[tuple[str, str, str], int] = defaultdict(int)
-    cue: dict[str, int] = defaultdict(int)
-    for media_id, model, version, category, label, confidence, _ in boxes:
+    # a video clip counts per sampled frame (frame_number; None for stills), then MaxN over frames
+    per_frame: dict[tuple[str, Any, str, str], int] = defaultdict(int)
+    cue: dict[tuple[str, Any], int] = defaultdict(int)
+    for media_id, model, version, category, label, confidence, _, frame in boxes:
         if media_id not in media or latest[(media_id, model)][1] != version:
             continue
         if confidence < THRESHOLDS[category]:
             continue
         if model == CUE_MODEL and category == "person":
-            cue[media_id] += 1
+            cue[(media_id, frame)] += 1
         elif COUNTING_MODEL[category] == model:
-            per_image[(media_id, category, "person" if category == "person" else label)] += 1
-    for media_id, n in cue.items():  # people: the larger of the two sources, per image
+            lab = "person" if category == "person" else label
+            per_frame[(media_id, frame, category, lab)] += 1
+    per_image: dict[tuple[str, str, str], int] = defaultdict(int)
+    for (media_id, _, category, label), n in per_frame.items():
+        per_image[(media_id, category, label)] = max(per_image[(media_id, category, label)], n)
+    for (media_id, _), n in cue.items():  # people: the larger of the two sources, per image
         key = (media_id, "person", "person")
         per_image[key] = max(per_image.get(key, 0), n)
     series: dict[tuple[str, str, str], list[tuple[datetime, int]]] = defaultdict(list)

@@ -168,6 +168,7 @@ def test_unset_species_model_defaults_to_the_newest_trained_head(
 
     monkeypatch.chdir(tmp_path)  # no trapflow.toml here
     monkeypatch.delenv("TRAPFLOW_SPECIES_MODEL", raising=False)
+    monkeypatch.delenv("TRAPFLOW_CONFIG", raising=False)
     assert load_settings(model_dir=model_dir).species_model == "species_head"
     assert load_settings(model_dir=model_dir, species_model="").species_model == ""
     assert load_settings(model_dir=tmp_path / "none").species_model is None
