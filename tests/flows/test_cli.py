@@ -30,12 +30,15 @@ GOOD = [
 
 
 @pytest.fixture(scope="module")
-def cli_env(tmp_path_factory: pytest.TempPathFactory, pulled_models: Path) -> dict[str, str]:
-    """A fresh PREFECT_HOME shared by the module's runs; models from the session's folder."""
+def cli_env(
+    tmp_path_factory: pytest.TempPathFactory, pulled_models: Path, prefect_api: str
+) -> dict[str, str]:
+    """The session's Prefect server for the module's runs; models from the session's folder."""
     home = tmp_path_factory.mktemp("prefect")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "TRAPFLOW_"))}
     env.update(
         PREFECT_HOME=str(home),
+        PREFECT_API_URL=prefect_api,
         TRAPFLOW_MODEL_DIR=str(pulled_models),
         PREFECT_LOGGING_LEVEL="INFO",
         PYTHONUNBUFFERED="1",
@@ -151,8 +154,9 @@ def test_a_run_connects_to_nothing_but_localhost(cli_env, camtrap_dir, tmp_path)
     wh = tmp_path / "w.duckdb"
     trace = tmp_path / "connect.trace"
     env = {**cli_env, "HOME": str(tmp_path / "home")}  # onnxruntime would write ~/.cache here
+    env.pop("PREFECT_API_URL")  # its own temporary Prefect server, traced with everything else
     proc = subprocess.run(
-        ["strace", "-f", "-qq", "-e", "trace=connect", "-o", str(trace),
+        ["strace", "-f", "-qq", "--seccomp-bpf", "-e", "trace=connect", "-o", str(trace),
          TRAPFLOW, "run", "--source", str(card), "--warehouse", str(wh), "--once"],
         env=env, capture_output=True, text=True, timeout=300,
     )  # fmt: skip
@@ -203,6 +207,7 @@ def test_serve_keeps_polling(cli_env, camtrap_dir, tmp_path):
     wh = tmp_path / "w.duckdb"
     env = {**cli_env, "PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS": "2",
            "PREFECT_RUNNER_POLL_FREQUENCY": "2"}  # fmt: skip
+    env.pop("PREFECT_API_URL")  # `serve` starts (and stops) a Prefect server of its own
     argv = [TRAPFLOW, "serve", "--source", str(card), "--warehouse", str(wh), "--interval", "3",
             "--prefect-port", str(_free_port())]  # fmt: skip
     log = (tmp_path / "serve.log").open("w")

@@ -19,12 +19,15 @@ PHOTOS = ["google__cameratrapai/test_data/human.jpg",
           "agentmorris__MegaDetector/images/idaho-camera-traps.jpg"]  # fmt: skip
 
 
-def test_a_locked_warehouse_is_waited_for_and_retried(pulled_models, camtrap_dir, tmp_path):
+def test_a_locked_warehouse_is_waited_for_and_retried(
+    pulled_models, prefect_api, camtrap_dir, tmp_path
+):
     card = tmp_path / "card"
     copy_samples(camtrap_dir, card, PHOTOS)
     wh = tmp_path / "w.duckdb"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "TRAPFLOW_"))}
-    env.update(PREFECT_HOME=str(tmp_path / "prefect"), TRAPFLOW_MODEL_DIR=str(pulled_models),
+    env.update(PREFECT_HOME=str(tmp_path / "prefect"), PREFECT_API_URL=prefect_api,
+               TRAPFLOW_MODEL_DIR=str(pulled_models),
                TRAPFLOW_LOCK_WAIT_S="1", TRAPFLOW_OCR_MODEL="")  # fmt: skip
     # another process holds the write lock until the run has said so and backed off once
     holder = subprocess.Popen([sys.executable, "-c", (

@@ -47,9 +47,10 @@ def _run_together(commands: list[tuple[list[str], dict[str, str]]]) -> None:
 
 
 @pytest.fixture(scope="module")
-def worker_env(pulled_models: Path) -> dict[str, str]:
+def worker_env(pulled_models: Path, prefect_api: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "TRAPFLOW_"))}
-    env.update(TRAPFLOW_MODEL_DIR=str(pulled_models), TRAPFLOW_OCR_MODEL="")
+    env.update(TRAPFLOW_MODEL_DIR=str(pulled_models), TRAPFLOW_OCR_MODEL="",
+               PREFECT_API_URL=prefect_api)  # fmt: skip
     return env
 
 
