@@ -48,6 +48,8 @@ def create_session(
     options = ort.SessionOptions()
     options.inter_op_num_threads = 1
     options.intra_op_num_threads = intra_op_threads or 0
+    # The decode and OCR threads share the cores: spinning ORT threads would steal them.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.log_severity_level = 3  # errors only
     return ort.InferenceSession(str(path), sess_options=options, providers=chosen)
