@@ -494,11 +494,21 @@ def evaluate(
 
 
 def export_head_onnx(model: Any, path: Path) -> Path:
-    """``embedding [N, 1280] -> Gemm(W, B, transB=1) -> Softmax(axis=1) -> probabilities``."""
+    """The fitted scikit-learn head as ONNX, in the species stage's head format."""
+    w, b = head_weights(model)
+    return write_head_onnx(w, b, path)
+
+
+def write_head_onnx(
+    weights: FloatArray, bias: FloatArray, path: Path, producer: str = "trapflow-train"
+) -> Path:
+    """``embedding [N, D] -> Gemm(W [C, D], B [C], transB=1) -> Softmax(axis=1) ->
+    probabilities [N, C]``: the head format of docs/models.md."""
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
-    w, b = head_weights(model)
+    w = np.asarray(weights, np.float32)
+    b = np.asarray(bias, np.float32)
     nodes = [
         helper.make_node("Gemm", ["embedding", "W", "B"], ["logits"], transB=1),
         helper.make_node("Softmax", ["logits"], ["probabilities"], axis=1),
@@ -511,7 +521,7 @@ def export_head_onnx(model: Any, path: Path) -> Path:
         initializer=[numpy_helper.from_array(w, "W"), numpy_helper.from_array(b, "B")],
     )
     proto = helper.make_model(
-        graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="trapflow-train"
+        graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name=producer
     )
     proto.ir_version = IR_VERSION
     onnx.checker.check_model(proto)

@@ -115,20 +115,11 @@ def head_model(path: Path, weights: np.ndarray, bias: np.ndarray | None = None) 
 
     ``weights`` is ``[C, D]`` (one row per label), the agreed head format (docs/models.md).
     """
+    from models_ml.training import write_head_onnx
+
     w = np.asarray(weights, dtype=np.float32)
     b = np.zeros(w.shape[0], np.float32) if bias is None else np.asarray(bias, np.float32)
-    nodes = [
-        helper.make_node("Gemm", ["embedding", "W", "B"], ["logits"], transB=1),
-        helper.make_node("Softmax", ["logits"], ["probabilities"], axis=1),
-    ]
-    graph = helper.make_graph(
-        nodes,
-        "species_head",
-        [helper.make_tensor_value_info("embedding", TensorProto.FLOAT, ["N", w.shape[1]])],
-        [helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, ["N", w.shape[0]])],
-        initializer=[numpy_helper.from_array(w, "W"), numpy_helper.from_array(b, "B")],
-    )
-    return _save(graph, path)
+    return write_head_onnx(w, b, path, producer="trapflow-tests")
 
 
 def channel_mean_classifier(path: Path, size: tuple[int, int] = (32, 32)) -> Path:
