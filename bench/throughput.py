@@ -6,12 +6,18 @@ prints ONE JSON line:
 
 * ``raw_ips``: images/s of a bare loop of ``session.run`` over tensors decoded and
   preprocessed beforehand, for every model of the configured pipeline (each detector on every
-  image, the person cue and the species stage on the crops the pipeline classifies);
+  image, the person cue and the species stage on the crops the pipeline classifies, and the
+  info-bar OCR models on the photos without an EXIF time: their runs are recorded once and
+  replayed with the same inputs);
 * ``pipeline_ips``: images/s of the real ingest path, ``flows._process`` called directly (no
   Prefect): list, read + hash, EXIF, decode, detect, classify, load into a fresh DuckDB, mark
   repeat detections;
 * ``ratio`` = pipeline_ips / raw_ips, and ``profile``: seconds per stage (the pipeline's own
   counters, plus a single-threaded pass timing read/hash, EXIF and decode on their own).
+
+Still images only (video clips in the folder are counted in ``videos_skipped``: a clip is
+many frames, so images/s would mean something else). Raw and pipeline take turns batch by
+batch (``batch_size`` files each), so a busy machine slows both alike.
 
 Models and settings come from the usual configuration (trapflow.toml, TRAPFLOW_*).
 """
@@ -27,6 +33,7 @@ import sys
 import tempfile
 import time
 import uuid
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -41,83 +48,124 @@ from flows._process import (
     batch_context,
     ensure_pipeline_models,
     flag_repeats,
-    process_batch,
+    process_batches,
 )
+from flows._video import is_video
 from flows.settings import load_settings
 from models_ml import ImageRejected, decode_rgb, open_image, read_exif
 from models_ml.repeats import RepeatParams
 from models_ml.session import default_providers
 
+_PREDICT = object()  # marks a species-classifier call: predict(), not run()
 
-def _decode_all(root: Path, paths: list[str], draft: tuple[int, int]) -> tuple[list[Any], dict]:
-    """Unique decodable images (by SHA-256), and single-threaded read/EXIF/decode timings."""
+
+class _Recorder:
+    """An onnxruntime session stand-in that runs the real session and keeps every call."""
+
+    def __init__(self, session: Any, calls: list[tuple[Any, Any, Any]]):
+        self._session, self._calls = session, calls
+
+    def run(self, outputs: Any, feeds: dict[str, Any], *args: Any) -> Any:
+        self._calls.append((self._session, outputs, dict(feeds)))
+        return self._session.run(outputs, feeds, *args)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._session, name)
+
+
+def _ocr_calls(reader: Any, rgb: Any) -> list[tuple[Any, Any, Any]]:
+    """The OCR model runs the pipeline makes for a photo with no EXIF time (same inputs)."""
+    calls: list[tuple[Any, Any, Any]] = []
+    saved = reader.det, reader.rec, reader.cls
+    reader.det, reader.rec = _Recorder(saved[0], calls), _Recorder(saved[1], calls)
+    reader.cls = _Recorder(saved[2], calls) if saved[2] is not None else None
+    try:
+        reader.read(rgb)
+    finally:
+        reader.det, reader.rec, reader.cls = saved
+    return calls
+
+
+def _decode_all(
+    root: Path, groups: list[list[str]], draft: tuple[int, int]
+) -> tuple[list[list[tuple[Any, bool]]], dict]:
+    """Per group of files (a pipeline batch): its unique decodable images (by SHA-256, first
+    seen wins, as in the pipeline) with whether EXIF gave a time, and single-threaded
+    read/EXIF/decode timings."""
     seen: set[str] = set()
-    images = []
+    out: list[list[tuple[Any, bool]]] = []
     t_read = t_exif = t_decode = 0.0
-    for rel in paths:
-        t0 = time.perf_counter()
-        data = (root / rel).read_bytes()
-        digest = hashlib.sha256(data).hexdigest()
-        t1 = time.perf_counter()
-        t_read += t1 - t0
-        if not data or digest in seen:
-            continue
-        try:
-            img = open_image(data, max_pixels=80_000_000)
-        except ImageRejected:
-            continue
-        t2 = time.perf_counter()
-        with contextlib.suppress(Exception):  # timing only; the pipeline records problems
-            read_exif(data)
-        t3 = time.perf_counter()
-        t_exif += t3 - t2
-        try:
-            rgb = decode_rgb(img, draft_size=draft)
-        except ImageRejected:
-            continue
-        t_decode += time.perf_counter() - t3
-        seen.add(digest)
-        images.append(rgb)
-    return images, {"read_hash_s": t_read, "exif_s": t_exif, "decode_s": t_decode}
+    for paths in groups:
+        images: list[tuple[Any, bool]] = []
+        out.append(images)
+        for rel in paths:
+            t0 = time.perf_counter()
+            data = (root / rel).read_bytes()
+            digest = hashlib.sha256(data).hexdigest()
+            t1 = time.perf_counter()
+            t_read += t1 - t0
+            if not data or digest in seen:
+                continue
+            try:
+                img = open_image(data, max_pixels=80_000_000)
+            except ImageRejected:
+                continue
+            t2 = time.perf_counter()
+            has_time = False
+            with contextlib.suppress(Exception):  # timing only; the pipeline records problems
+                has_time = read_exif(data).captured_at is not None
+            t3 = time.perf_counter()
+            t_exif += t3 - t2
+            try:
+                rgb = decode_rgb(img, draft_size=draft)
+            except ImageRejected:
+                continue
+            t_decode += time.perf_counter() - t3
+            seen.add(digest)
+            images.append((rgb, has_time))
+    return out, {"read_hash_s": t_read, "exif_s": t_exif, "decode_s": t_decode}
 
 
-def _raw_inputs(ctx: Any, images: list[Any], batch: int) -> list[tuple[Any, str, str, Any]]:
-    """(session, input, output, tensor) calls that the pipeline's models make on ``images``."""
-    calls: list[tuple[Any, str, str, Any]] = []
+def _raw_inputs(ctx: Any, images: list[tuple[Any, bool]], batch: int) -> list[tuple[Any, ...]]:
+    """(session, outputs, feeds) calls that the pipeline's models make on ``images``."""
+    calls: list[tuple[Any, ...]] = []
     ens = ctx.ensemble
+    rgbs = [rgb for rgb, _ in images]
     for det in ens.detectors:
-        pres = [det.preprocess(img) for img in images]
+        pres = [det.preprocess(img) for img in rgbs]
         step = batch if det.spec.input.dynamic_batch else 1
         for start in range(0, len(pres), step):
             x = np.stack([p.arr for p in pres[start : start + step]])
-            calls.append((det.session, det._input_name, det._output_name, x))
+            calls.append((det.session, [det._output_name], {det._input_name: x}))
     animal = ens.detectors[0]
     boxes_per_image = [
         [d for d in animal.detect(img, ctx.inference_floor) if d.category == "animal"]
-        for img in images
+        for img in rgbs
     ]
     cue = ens.person_cue
-    for img, dets in zip(images, boxes_per_image, strict=True):
+    for (img, has_time), dets in zip(images, boxes_per_image, strict=True):
         if cue is not None:
             src = [d.bbox for d in dets if d.confidence >= 0.25]
             if src:
                 x = cue.preprocess(img, src)
-                calls.append((cue.session, cue.spec.input.name, cue.spec.output.name, x))
+                calls.append((cue.session, [cue.spec.output.name], {cue.spec.input.name: x}))
         clf = ctx.classifier
         if clf is not None:
             src = [d.bbox for d in dets if d.confidence >= ctx.classify_min_confidence]
             if src:
-                calls.append((clf, "", "", clf.preprocess(img, src)))
+                calls.append((clf, _PREDICT, clf.preprocess(img, src)))
+        if not has_time and ctx.info_bar is not None:
+            calls.extend(_ocr_calls(ctx.info_bar, img))
     return calls
 
 
-def _raw_loop(calls: list[tuple[Any, str, str, Any]]) -> float:
+def _raw_loop(calls: list[tuple[Any, ...]]) -> float:
     t0 = time.perf_counter()
-    for session, inp, out, x in calls:
-        if not inp:  # a species classifier: its predict() is the bare embedder + head runs
-            session.predict(x)
+    for session, outputs, feeds in calls:
+        if outputs is _PREDICT:  # a species classifier: its predict() is the bare embedder + head
+            session.predict(feeds)
         else:
-            session.run([out], {inp: x})
+            session.run(outputs, feeds)
     return time.perf_counter() - t0
 
 
@@ -126,6 +174,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--images", required=True, type=Path, help="folder of trap images")
     ap.add_argument("--limit", type=int, default=0, help="use only the first N files")
     ap.add_argument("--batch", type=int, default=4, help="images per detector call")
+    ap.add_argument("--repeat", type=int, default=3, help="raw/pipeline pairs (median kept)")
     args = ap.parse_args(argv)
 
     with tempfile.TemporaryDirectory(prefix="trapflow-bench-") as tmp:
@@ -135,52 +184,70 @@ def main(argv: list[str] | None = None) -> int:
         source = str(args.images.resolve())
         run_id = uuid.uuid4().hex
         ctx = batch_context(settings, model_dir, source, run_id)
-        from dataclasses import replace
-
         ctx = replace(ctx, infer_batch=args.batch)
-
-        listing = list_source(source, settings.extensions)
-        paths = [f.path for f in listing.media]
-        files = list(listing.media)
-        if args.limit:
-            paths, files = paths[: args.limit], files[: args.limit]
-
-        images, decode_profile = _decode_all(args.images.resolve(), paths, ctx.ensemble.draft_size)
-        calls = _raw_inputs(ctx, images, args.batch)
-        _raw_loop(calls[: min(len(calls), 6)])  # warm-up: first runs allocate
-        raw_s = _raw_loop(calls)
-
-        with _warehouse.connect(warehouse) as con:
-            _warehouse.ensure_schema(con)
-        t0 = time.perf_counter()
-        listing = list_source(source, settings.extensions)
-        list_s = time.perf_counter() - t0
-        stats = BatchStats()
-        for chunk in chunked(files, settings.batch_size):
-            stats.add(process_batch(ctx, chunk))
-        t_rde = time.perf_counter()
         params = RepeatParams(
             iou=settings.repeat_iou,
             min_occurrences=settings.repeat_min_occurrences,
             max_box_area=settings.repeat_max_box_area,
             min_confidence=settings.repeat_min_confidence,
         )
-        flag_repeats(warehouse, run_id, params)
-        rde_s = time.perf_counter() - t_rde
-        pipeline_s = time.perf_counter() - t0
 
-    raw_ips = len(images) / raw_s if raw_s else 0.0
+        listing = list_source(source, settings.extensions)
+        files = [f for f in listing.media if not is_video(f.path)]
+        videos = len(listing.media) - len(files)
+        if args.limit:
+            files = files[: args.limit]
+        batches = list(chunked(files, settings.batch_size))
+
+        groups, decode_profile = _decode_all(
+            args.images.resolve(), [[f.path for f in b] for b in batches], ctx.ensemble.draft_size
+        )
+        calls = [_raw_inputs(ctx, images, args.batch) for images in groups]
+        flat = [c for group in calls for c in group]
+        _raw_loop(flat[: min(len(flat), 6)])  # warm-up: first runs allocate
+
+        # Raw and pipeline take turns (--repeat pairs), so both see the same machine; the
+        # pipeline starts each time from an empty warehouse.
+        pairs: list[tuple[float, float, BatchStats, dict[str, float]]] = []
+        for number in range(args.repeat):
+            raw_s = _raw_loop(flat)
+            warehouse = Path(tmp) / f"bench-{number}.duckdb"
+            ctx = replace(ctx, warehouse=warehouse, run_id=uuid.uuid4().hex)
+            with _warehouse.connect(warehouse) as con:
+                _warehouse.ensure_schema(con)
+            t0 = time.perf_counter()
+            list_source(source, settings.extensions)
+            list_s = time.perf_counter() - t0
+            stats = BatchStats()
+            for done in process_batches(ctx, batches):
+                stats.add(done)
+            t_rde = time.perf_counter()
+            flag_repeats(warehouse, ctx.run_id, params)
+            rde_s = time.perf_counter() - t_rde
+            pipeline_s = time.perf_counter() - t0
+            pairs.append((raw_s, pipeline_s, stats, {"list_s": list_s, "repeats_s": rde_s}))
+
+    n_raw = sum(len(g) for g in groups)
+    ratios = [(stats.images / p_s) / (n_raw / r_s) for r_s, p_s, stats, _ in pairs]
+    median = sorted(range(len(pairs)), key=ratios.__getitem__)[len(pairs) // 2]
+    raw_s, pipeline_s, stats, extra = pairs[median]
+    list_s, rde_s = extra["list_s"], extra["repeats_s"]
+    raw_ips = n_raw / raw_s if raw_s else 0.0
     pipeline_ips = stats.images / pipeline_s if pipeline_s else 0.0
     result = {
         "images": stats.images,
-        "raw_images": len(images),
+        "raw_images": n_raw,
+        "videos_skipped": videos,
+        "ocr_images": sum(not t for g in groups for _, t in g),
         "raw_ips": round(raw_ips, 3),
         "pipeline_ips": round(pipeline_ips, 3),
         "ratio": round(pipeline_ips / raw_ips, 3) if raw_ips else None,
+        "ratios": [round(r, 3) for r in ratios],  # every pair; the figures above: the median
         "raw_s": round(raw_s, 3),
         "pipeline_s": round(pipeline_s, 3),
         "models": list(ctx.ensemble.model_ids)
-        + ([ctx.classifier.model_id] if ctx.classifier else []),
+        + ([ctx.classifier.model_id] if ctx.classifier else [])
+        + ([ctx.info_bar.model_id] if ctx.info_bar else []),
         "providers": default_providers(),
         "cores": os.cpu_count(),
         "batch": args.batch,

@@ -6,10 +6,12 @@ reason and what to do, and the rest of the batch goes through.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
 import os
+import threading
 import time
 import uuid
 from collections import deque
@@ -39,6 +41,9 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 log = logging.getLogger(__name__)
+
+#: How much lower the decode threads' CPU priority is than inference's (Linux nice steps).
+DECODE_NICE = 10
 
 #: What each image format is called in file names.
 FORMAT_EXTENSIONS = {
@@ -185,13 +190,13 @@ def load_species_classifier(
     )
 
 
-@lru_cache(maxsize=4)
 @lru_cache(maxsize=2)
 def load_info_bar_reader(model_dir: Path, model: str) -> InfoBarReader:
     """The info-bar OCR of this process (one thread: it runs beside the detectors)."""
     return InfoBarReader.from_models_dir(model_dir, model=model, intra_op_threads=1)
 
 
+@lru_cache(maxsize=4)
 def _load_geofence(path: Path, mtime_ns: int) -> Geofence:
     return Geofence.from_file(path)
 
@@ -430,42 +435,49 @@ def _extension_warning(p: _Prepared) -> str | None:
     )
 
 
-def process_batch(
-    ctx: BatchContext,
-    files: list[SourceFile],
-    *,
-    on_image: Callable[[int], None] | None = None,
-) -> BatchStats:
-    """Read, hash, check EXIF, detect and load one batch in one transaction."""
-    stats = BatchStats(files=len(files))
-    media: list[dict[str, Any]] = []
-    detections: list[dict[str, Any]] = []
-    quarantine: list[dict[str, Any]] = []
-    file_rows: list[dict[str, Any]] = []
+class _Batch:
+    """One batch on its way through the pipeline: what it read, what it found, what it loads."""
+
+    def __init__(self, ctx: BatchContext, files: list[SourceFile]) -> None:
+        self.ctx = ctx
+        self.stats = BatchStats(files=len(files))
+        self.media: list[dict[str, Any]] = []
+        self.detections: list[dict[str, Any]] = []
+        self.classifications: list[dict[str, Any]] = []
+        self.quarantine: list[dict[str, Any]] = []
+        self.file_rows: list[dict[str, Any]] = []
+        self.data: dict[str, tuple[SourceFile, bytes]] = {}  # new images' bytes, until decoded
+        self.new_ids: list[str] = []
+        self.clips: dict[str, SourceFile] = {}
+        self.new_clips: list[str] = []
 
     def quarantine_file(
-        file: SourceFile, media_id: str | None, reason: str, error: str, action: str
+        self, file: SourceFile, media_id: str | None, reason: str, error: str, action: str
     ) -> None:
-        quarantine.append(_quarantine_row(ctx, file, media_id, reason, error, action))
-        stats.by_reason[reason] = stats.by_reason.get(reason, 0) + 1
+        self.quarantine.append(_quarantine_row(self.ctx, file, media_id, reason, error, action))
+        self.stats.by_reason[reason] = self.stats.by_reason.get(reason, 0) + 1
         if action == "skipped":
-            stats.quarantined += 1
+            self.stats.quarantined += 1
         else:
-            stats.warnings += 1
+            self.stats.warnings += 1
 
-    # 1. Read and hash every file: identity is the SHA-256 of the bytes.
+
+def _intake(ctx: BatchContext, files: list[SourceFile], claimed: set[str]) -> _Batch:
+    """Read and hash every file (identity is the SHA-256 of the bytes) and keep what is new:
+    not in the warehouse (or lake), and not ``claimed`` by an earlier batch of this run."""
     t0 = time.perf_counter()
+    b = _Batch(ctx, files)
     contents: dict[str, tuple[SourceFile, bytes]] = {}
     hashed: list[tuple[SourceFile, str]] = []
-    clips: dict[str, SourceFile] = {}  # new videos: hashed streaming, never held in memory
     for file in files:
         if _video.is_video(file.path):
-            _hash_clip(ctx, file, clips, hashed, quarantine_file, file_rows)
+            # new videos: hashed streaming, never held in memory
+            _hash_clip(ctx, file, b.clips, hashed, b.quarantine_file, b.file_rows)
             continue
         try:
             data = read_file(ctx.source_uri, file.path)
         except OSError as exc:
-            quarantine_file(
+            b.quarantine_file(
                 file,
                 None,
                 "unreadable",
@@ -475,7 +487,7 @@ def process_batch(
             )
             continue
         if not data:
-            quarantine_file(
+            b.quarantine_file(
                 file,
                 None,
                 "empty_file",
@@ -483,135 +495,244 @@ def process_batch(
                 "interrupted; copy it again from the card",
                 "skipped",
             )
-            file_rows.append(_file_row(ctx, file, None, "quarantined"))
+            b.file_rows.append(_file_row(ctx, file, None, "quarantined"))
             continue
         media_id = sha256_hex(data)
         hashed.append((file, media_id))
         contents.setdefault(media_id, (file, data))
 
     if ctx.lake:
-        known = _lake.known_media(ctx.lake, [*contents, *clips])
+        known = _lake.known_media(ctx.lake, [*contents, *b.clips])
     else:
         with _warehouse.connect(ctx.warehouse) as con:
-            known = _warehouse.known_media(con, [*contents, *clips])
-    new_ids = [m for m in contents if m not in known]
-    new_clips = [m for m in clips if m not in known and m not in contents]
+            known = _warehouse.known_media(con, [*contents, *b.clips])
+    known |= claimed
+    b.new_ids = [m for m in contents if m not in known]
+    b.new_clips = [m for m in b.clips if m not in known and m not in contents]
+    claimed.update(b.new_ids)
+    claimed.update(b.new_clips)
+    b.data = {m: contents[m] for m in b.new_ids}
     for file, media_id in hashed:
-        owner = contents[media_id][0] if media_id in contents else clips[media_id]
-        first = owner is file and (media_id in new_ids or media_id in new_clips)
+        owner = contents[media_id][0] if media_id in contents else b.clips[media_id]
+        first = owner is file and (media_id in b.new_ids or media_id in b.new_clips)
         if not first:
-            stats.duplicates += 1
-            file_rows.append(_file_row(ctx, file, media_id, "duplicate"))
+            b.stats.duplicates += 1
+            b.file_rows.append(_file_row(ctx, file, media_id, "duplicate"))
+    b.stats.read_s += time.perf_counter() - t0
+    return b
 
-    # 2. Open, read EXIF and decode ahead of the detectors (a bounded prefetch queue), then
-    #    detect a few images per call while the next ones are decoded.
-    stats.read_s += time.perf_counter() - t0
-    classifications: list[dict[str, Any]] = []
-    ready: list[_Prepared] = []
 
-    def flush() -> None:
-        if not ready:
-            return
-        t2 = time.perf_counter()
-        found = ctx.ensemble.detect_batch(
-            [p.rgb for p in ready if p.rgb is not None],
-            conf_floor=ctx.inference_floor,
-            preprocessed=[p.pre for p in ready],
-        )
-        stats.detect_s += time.perf_counter() - t2
-        for p, dets in zip(ready, found, strict=True):
-            _accept(p, dets)
-        ready.clear()
-
-    def _accept(p: _Prepared, dets: list[Detection]) -> None:
-        row = _media_row(ctx, p)
-        media.append(row)
-        det_rows = _detection_rows(ctx, p.media_id, dets)
-        detections.extend(det_rows)
-        if ctx.classifier is not None and p.rgb is not None:
-            t4 = time.perf_counter()
-            classifications.extend(_classify(ctx, p.rgb, row["site_id"], dets, det_rows))
-            stats.classify_s += time.perf_counter() - t4
-        p.rgb, p.pre = None, ()  # free the pixels as soon as possible
-        file_rows.append(_file_row(ctx, p.file, p.media_id, "ingested"))
-        problems = _exif_problems(p)
-        if problems:
-            quarantine_file(
-                p.file,
-                p.media_id,
-                "exif_unreadable" if p.exif_error else "exif_invalid",
-                f"EXIF is damaged or implausible ({problems}); the image was processed "
-                f"and its time taken from the {row['timestamp_source']}. Check the "
-                "camera's clock and settings.",
-                "processed",
-            )
-        warning = _extension_warning(p)
-        if warning:
-            quarantine_file(p.file, p.media_id, "wrong_extension", warning, "processed")
-        stats.images += 1
-        stats.detections += len(dets)
-        if on_image:
-            on_image(1)
-
-    workers = max(1, min(2, os.cpu_count() or 1))
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="decode") as pool:
-        prepared = bounded_map(
-            pool,
-            lambda m: _prepare(ctx, contents[m][0], contents[m][1], m),
-            new_ids,
-            depth=max(ctx.prefetch, ctx.infer_batch),
-        )
-        while True:
-            t1 = time.perf_counter()
-            p = next(prepared, None)
-            stats.read_s += time.perf_counter() - t1  # decoding not hidden behind inference
-            if p is None:
-                break
-            if p.rejected is not None or p.rgb is None:
-                reason = p.rejected.reason if p.rejected else "corrupt"
-                quarantine_file(p.file, p.media_id, reason, str(p.rejected), "skipped")
-                file_rows.append(_file_row(ctx, p.file, p.media_id, "quarantined"))
-                continue
-            ready.append(p)
-            if len(ready) >= ctx.infer_batch:
-                flush()
-        flush()
-
-    # 2b. Clips, one at a time: sampled frames through the detectors, one frame in memory.
-    for media_id in new_clips:
-        t5 = time.perf_counter()
-        out = _process_clip(ctx, clips[media_id], media_id)
-        stats.detect_s += time.perf_counter() - t5
-        for q in out.quarantine:
-            quarantine_file(clips[media_id], media_id, *q)
-        file_rows.append(
-            _file_row(ctx, clips[media_id], media_id, "ingested" if out.media else "quarantined")
-        )
-        if out.media:
-            media.append(out.media)
-            detections.extend(out.detections)
-            classifications.extend(out.classifications)
-            stats.images += 1
-            stats.detections += len(out.detections)
-            if on_image:
-                on_image(1)
-
-    # 3. Load everything in one transaction (or as one set of Parquet files in lake mode).
+def _load(b: _Batch) -> BatchStats:
+    """Write one batch in one transaction (or as one set of Parquet files in lake mode)."""
+    ctx = b.ctx
     t3 = time.perf_counter()
     if ctx.lake:
         _lake.load_batch(
-            ctx.lake, f"{ctx.run_id}-{uuid.uuid4().hex[:12]}", media=media, detections=detections,
-            quarantine=quarantine, media_files=file_rows, classifications=classifications,
+            ctx.lake, f"{ctx.run_id}-{uuid.uuid4().hex[:12]}", media=b.media,
+            detections=b.detections, quarantine=b.quarantine, media_files=b.file_rows,
+            classifications=b.classifications,
         )  # fmt: skip
     else:
         with _warehouse.connect(ctx.warehouse) as con:
             _warehouse.load_batch(
-                con, media=media, detections=detections, quarantine=quarantine, files=file_rows,
-                classifications=classifications,
+                con, media=b.media, detections=b.detections, quarantine=b.quarantine,
+                files=b.file_rows, classifications=b.classifications,
             )  # fmt: skip
-    stats.classifications += len(classifications)
-    stats.load_s += time.perf_counter() - t3
+    b.stats.classifications += len(b.classifications)
+    b.stats.load_s += time.perf_counter() - t3
+    return b.stats
+
+
+@dataclass(frozen=True)
+class _EndOfBatch:
+    batch: _Batch
+
+
+def process_batches(
+    ctx: BatchContext,
+    batches: Iterable[list[SourceFile]],
+    *,
+    on_image: Callable[[int], None] | None = None,
+) -> Iterator[BatchStats]:
+    """Read, hash, check EXIF, detect and load batches of files; yields each batch's stats
+    once it is loaded.
+
+    Each batch is its own transaction, loaded in order (a crash loses at most the batches not
+    yet loaded, which the next run picks up). The batches flow through one pipeline: the next
+    batch is read and hashed (one thread) and its images decoded (the decode threads, a bounded
+    prefetch queue) while this one is detected, and a batch is written (one thread) while the
+    next one is detected, so the detectors never wait for a batch boundary.
+    """
+    claimed: set[str] = set()  # new media of earlier batches of this run, not yet loaded
+    it = iter(batches)
+    workers = max(1, min(2, os.cpu_count() or 1))
+    with (
+        ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix="intake", initializer=_yield_to_inference
+        ) as intake_pool,
+        ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix="load", initializer=_yield_to_inference
+        ) as load_pool,
+        ThreadPoolExecutor(
+            max_workers=workers, thread_name_prefix="decode", initializer=_yield_to_inference
+        ) as decode_pool,
+    ):
+        # at most one batch read ahead: two batches' bytes in memory, never the whole card
+        first = next(it, None)
+        upcoming = intake_pool.submit(_intake, ctx, first, claimed) if first is not None else None
+
+        def stream() -> Iterator[tuple[_Batch, str] | _EndOfBatch]:
+            nonlocal upcoming
+            while upcoming is not None:
+                b = upcoming.result()
+                files = next(it, None)
+                upcoming = (
+                    intake_pool.submit(_intake, ctx, files, claimed) if files is not None else None
+                )
+                for media_id in b.new_ids:
+                    yield b, media_id
+                yield _EndOfBatch(b)
+
+        def prepare(
+            item: tuple[_Batch, str] | _EndOfBatch,
+        ) -> tuple[_Batch, _Prepared] | _EndOfBatch:
+            if isinstance(item, _EndOfBatch):
+                return item
+            b, media_id = item
+            file, data = b.data.pop(media_id)  # the bytes are dropped once decoded
+            return b, _prepare(ctx, file, data, media_id)
+
+        loading: Future[BatchStats] | None = None
+        ready: list[tuple[_Batch, _Prepared]] = []  # always of one batch
+        prepared = bounded_map(
+            decode_pool, prepare, stream(), depth=max(ctx.prefetch, ctx.infer_batch)
+        )
+        while True:
+            t1 = time.perf_counter()
+            item = next(prepared, None)
+            waited = time.perf_counter() - t1  # decoding not hidden behind inference
+            if item is None:
+                break
+            if isinstance(item, _EndOfBatch):
+                b = item.batch
+                b.stats.read_s += waited
+                _flush(ctx, ready, on_image)
+                _detect_clips(ctx, b, on_image)
+                if loading is not None:
+                    yield loading.result()  # in order; a failed load stops the run here
+                loading = load_pool.submit(_load, b)
+                continue
+            b, p = item
+            b.stats.read_s += waited
+            if p.rejected is not None or p.rgb is None:
+                reason = p.rejected.reason if p.rejected else "corrupt"
+                b.quarantine_file(p.file, p.media_id, reason, str(p.rejected), "skipped")
+                b.file_rows.append(_file_row(ctx, p.file, p.media_id, "quarantined"))
+                continue
+            ready.append((b, p))
+            if len(ready) >= ctx.infer_batch:
+                _flush(ctx, ready, on_image)
+        if loading is not None:
+            yield loading.result()
+
+
+def process_batch(
+    ctx: BatchContext,
+    files: list[SourceFile],
+    *,
+    on_image: Callable[[int], None] | None = None,
+) -> BatchStats:
+    """Read, hash, check EXIF, detect and load one batch in one transaction."""
+    stats = BatchStats()
+    for done in process_batches(ctx, [files], on_image=on_image):
+        stats.add(done)
     return stats
+
+
+def _flush(
+    ctx: BatchContext,
+    ready: list[tuple[_Batch, _Prepared]],
+    on_image: Callable[[int], None] | None,
+) -> None:
+    """Detect the waiting images of one batch in one call per model."""
+    if not ready:
+        return
+    b = ready[0][0]
+    t2 = time.perf_counter()
+    found = ctx.ensemble.detect_batch(
+        [p.rgb for _, p in ready if p.rgb is not None],
+        conf_floor=ctx.inference_floor,
+        preprocessed=[p.pre for _, p in ready],
+    )
+    b.stats.detect_s += time.perf_counter() - t2
+    for (_, p), dets in zip(ready, found, strict=True):
+        _accept(ctx, b, p, dets)
+        if on_image:
+            on_image(1)
+    ready.clear()
+
+
+def _accept(ctx: BatchContext, b: _Batch, p: _Prepared, dets: list[Detection]) -> None:
+    """The rows of one detected image, its species, and its recorded problems."""
+    row = _media_row(ctx, p)
+    b.media.append(row)
+    det_rows = _detection_rows(ctx, p.media_id, dets)
+    b.detections.extend(det_rows)
+    if ctx.classifier is not None and p.rgb is not None:
+        t4 = time.perf_counter()
+        b.classifications.extend(_classify(ctx, p.rgb, row["site_id"], dets, det_rows))
+        b.stats.classify_s += time.perf_counter() - t4
+    p.rgb, p.pre = None, ()  # free the pixels as soon as possible
+    b.file_rows.append(_file_row(ctx, p.file, p.media_id, "ingested"))
+    problems = _exif_problems(p)
+    if problems:
+        b.quarantine_file(
+            p.file,
+            p.media_id,
+            "exif_unreadable" if p.exif_error else "exif_invalid",
+            f"EXIF is damaged or implausible ({problems}); the image was processed "
+            f"and its time taken from the {row['timestamp_source']}. Check the "
+            "camera's clock and settings.",
+            "processed",
+        )
+    warning = _extension_warning(p)
+    if warning:
+        b.quarantine_file(p.file, p.media_id, "wrong_extension", warning, "processed")
+    b.stats.images += 1
+    b.stats.detections += len(dets)
+
+
+def _detect_clips(ctx: BatchContext, b: _Batch, on_image: Callable[[int], None] | None) -> None:
+    """Clips, one at a time: sampled frames through the detectors, one frame in memory."""
+    for media_id in b.new_clips:
+        t5 = time.perf_counter()
+        out = _process_clip(ctx, b.clips[media_id], media_id)
+        b.stats.detect_s += time.perf_counter() - t5
+        for q in out.quarantine:
+            b.quarantine_file(b.clips[media_id], media_id, *q)
+        b.file_rows.append(
+            _file_row(ctx, b.clips[media_id], media_id, "ingested" if out.media else "quarantined")
+        )
+        if out.media:
+            b.media.append(out.media)
+            b.detections.extend(out.detections)
+            b.classifications.extend(out.classifications)
+            b.stats.images += 1
+            b.stats.detections += len(out.detections)
+            if on_image:
+                on_image(1)
+
+
+def _yield_to_inference() -> None:
+    """Run this helper thread (intake, decode, load) at a lower CPU priority than inference.
+
+    They only have to stay ahead of the detectors (bounded queues); at equal priority they take
+    cores from onnxruntime's threads mid-run and every model call waits for its slowest
+    thread. Linux schedules threads as tasks, so this nices only this thread (and the threads
+    it starts, such as DuckDB's for the connection it opens).
+    """
+    with contextlib.suppress(AttributeError, OSError):  # not Linux, or not permitted
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), DECODE_NICE)
 
 
 def bounded_map(

@@ -11,7 +11,6 @@ from typing import Any
 from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
 
-from flows._discovery import chunked
 from flows._models import model_ids
 from flows._process import BatchStats
 from flows.settings import load_settings
@@ -88,13 +87,7 @@ def ingest(
     model_dir = fetch_models(settings)
     summary.model_dir = str(model_dir)
     summary.models = model_ids(settings.model_names)
-    batches = list(chunked(new_files, settings.batch_size))
-    for number, batch in enumerate(batches, start=1):
-        stats = detect_and_load(
-            settings, model_dir, listing.source_uri, run_id, batch,
-            label=f"batch {number}/{len(batches)}",
-        )  # fmt: skip
-        summary.stats.add(stats)
+    summary.stats.add(detect_and_load(settings, model_dir, listing.source_uri, run_id, new_files))
     if summary.stats.images:
         mark_repeat_detections(settings, run_id)
     if settings.build_marts:

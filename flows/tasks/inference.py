@@ -7,13 +7,13 @@ from pathlib import Path
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from flows._discovery import SourceFile
+from flows._discovery import SourceFile, chunked
 from flows._process import (
     BatchStats,
     batch_context,
     ensure_pipeline_models,
     flag_repeats,
-    process_batch,
+    process_batches,
 )
 from flows.settings import Settings
 from flows.tasks._retry import retry_on_io
@@ -38,17 +38,23 @@ def detect_and_load(
     source_uri: str,
     run_id: str,
     files: list[SourceFile],
-    label: str,
 ) -> BatchStats:
-    """Hash, read EXIF, detect, classify and load one batch of files (one transaction)."""
-    stats = process_batch(batch_context(settings, model_dir, source_uri, run_id), files)
-    seconds = stats.read_s + stats.detect_s + stats.classify_s + stats.load_s
-    get_run_logger().info(
-        "%s: %d images, %d duplicates, %d quarantined, %d boxes, %d labels (%.1f images/s)",
-        label, stats.images, stats.duplicates, stats.quarantined, stats.detections,
-        stats.classifications, stats.images / seconds if seconds else 0.0,
-    )  # fmt: skip
-    return stats
+    """Hash, read EXIF, detect, classify and load the new files, one transaction per batch of
+    ``batch_size`` (one pipeline: the next batch is decoded while this one is detected)."""
+    logger = get_run_logger()
+    ctx = batch_context(settings, model_dir, source_uri, run_id)
+    batches = list(chunked(files, settings.batch_size))
+    total = BatchStats()
+    for number, stats in enumerate(process_batches(ctx, batches), start=1):
+        total.add(stats)
+        seconds = stats.read_s + stats.detect_s + stats.classify_s + stats.load_s
+        logger.info(
+            "batch %d/%d: %d images, %d duplicates, %d quarantined, %d boxes, %d labels "
+            "(%.1f images/s)",
+            number, len(batches), stats.images, stats.duplicates, stats.quarantined,
+            stats.detections, stats.classifications, stats.images / seconds if seconds else 0.0,
+        )  # fmt: skip
+    return total
 
 
 @task(cache_policy=NO_CACHE)

@@ -153,3 +153,42 @@ def test_user_model_with_a_wrong_sha256_is_refused(tmp_path: Path, models: Path)
     unknown = load_settings(model_dir=str(models), species_model=f"x{uuid.uuid4().hex[:6]}")
     with pytest.raises(ModelsUnavailableError, match=r"register your own under \[models"):
         ensure_pipeline_models(unknown)
+
+
+def test_batches_pipeline_copies_across_batches_and_load_order(
+    tmp_path: Path, pulled_models: Path, camtrap_dir: Path
+) -> None:
+    """process_batches: batches overlap in time but each is one transaction, yielded in order;
+    a copy of a photo in a later batch is a duplicate even before the earlier batch is loaded."""
+    from flows._process import process_batches
+
+    src = tmp_path / "src"
+    src.mkdir()
+    data = (camtrap_dir / COUGAR).read_bytes()
+    for name in ("a1.jpg", "a2.jpg", "b1.jpg"):  # a2 and b1: copies of a1
+        (src / name).write_bytes(data)
+    Image.open(camtrap_dir / COUGAR).save(src / "a3.jpg", quality=70)  # a distinct image
+    settings = load_settings(
+        warehouse=str(tmp_path / "w.duckdb"), model_dir=str(pulled_models), ocr_model=""
+    )
+    ctx = batch_context(settings, ensure_pipeline_models(settings), str(src), "pipe")
+    with _warehouse.connect(ctx.warehouse) as con:
+        _warehouse.ensure_schema(con)
+    files = {f.path: f for f in list_source(str(src), ("jpg",)).media}
+    batches = [[files["a1.jpg"], files["a3.jpg"]], [files["a2.jpg"]], [files["b1.jpg"]]]
+    seen = []
+    for stats in process_batches(ctx, batches):
+        seen.append((stats.files, stats.images, stats.duplicates))
+        # the batch is committed when it is yielded (the next one may still be detecting)
+        with _warehouse.connect(ctx.warehouse) as con:  # same config as the pipeline's
+            row = con.execute("select count(*) from raw.media_files").fetchone()
+        assert row is not None and row[0] == sum(s[0] for s in seen)
+    assert seen == [(2, 2, 0), (1, 0, 1), (1, 0, 1)]
+    assert query(ctx.warehouse, "select count(*) from raw.media")[0][0] == 2
+    statuses = query(
+        ctx.warehouse, "select file_path, status from raw.media_files order by file_path"
+    )
+    assert statuses == [
+        ("a1.jpg", "ingested"), ("a2.jpg", "duplicate"), ("a3.jpg", "ingested"),
+        ("b1.jpg", "duplicate"),
+    ]  # fmt: skip
