@@ -59,7 +59,17 @@ def connect(
 
 
 def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
-    """Create every table the flows write (idempotent: ``create ... if not exists``)."""
+    """Create every table the flows write (idempotent: ``create ... if not exists``).
+
+    In a warehouse that reads a lake, ``raw.*`` are views over its Parquet files: they are
+    dropped first (``flows._lake.attach`` puts them back) so that the schema's ``alter table``
+    statements apply to tables.
+    """
+    views = con.execute(
+        "select view_name from duckdb_views() where schema_name = 'raw' and not internal"
+    ).fetchall()
+    for (name,) in views:
+        con.execute(f'drop view raw."{name}"')
     for sql in sorted(SCHEMA_DIR.glob("*.sql")):
         con.execute(sql.read_text(encoding="utf-8"))
 

@@ -12,10 +12,11 @@ from flows.tasks._retry import retry_on_io
 
 @task(retries=2, retry_delay_seconds=[2, 10], retry_condition_fn=retry_on_io, cache_policy=NO_CACHE)
 def queue_alerts(settings: Settings, run_id: str) -> _alerts.QueueResult:
-    """Evaluate the alert rules over what this run loaded; new alerts go to the outbox."""
-    if settings.lake:  # the outbox lives in the warehouse, which lake workers never open
-        get_run_logger().warning("lake mode: alerts are not evaluated by ingest workers")
-        return _alerts.QueueResult()
+    """Evaluate the alert rules over what this run loaded; new alerts go to the outbox.
+
+    A scale-out worker (``lake`` set) reads its run's rows from the lake and keeps its outbox
+    in its own DuckDB file (``warehouse``), which it opens only when alerts are configured.
+    """
     try:
         result = _alerts.queue_alerts(settings, run_id)
     except _alerts.AlertConfigError as exc:  # a bad rule must not stop the run
@@ -32,8 +33,6 @@ def queue_alerts(settings: Settings, run_id: str) -> _alerts.QueueResult:
 @task(cache_policy=NO_CACHE)
 def deliver_alerts(settings: Settings) -> _alerts.DeliveryResult:
     """Send due alerts (this run's and earlier ones still pending); failures wait for backoff."""
-    if settings.lake:
-        return _alerts.DeliveryResult()
     try:
         result = _alerts.deliver_alerts(settings)
     except _alerts.AlertConfigError as exc:

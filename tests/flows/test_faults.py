@@ -109,3 +109,87 @@ def test_a_full_disk_rolls_the_batch_back(trapflow_env, camtrap_dir, tmp_path):
     stats = process_batch(ctx, list(list_source(str(card), settings.extensions).media))
     assert stats.images == 2
     assert query(wh, "select count(*) from raw.media")[0][0] == 2
+
+
+KILLED_IN_LOAD = r"""
+import sys, time
+from pathlib import Path
+from flows import _warehouse
+from flows.settings import load_settings
+from flows._process import batch_context, ensure_pipeline_models, process_batches
+from flows._discovery import list_source
+
+warehouse, source = Path(sys.argv[1]), sys.argv[2]
+settings = load_settings(warehouse=warehouse, source=source, ocr_model="")
+ctx = batch_context(settings, ensure_pipeline_models(settings), source, "killed-run")
+files = sorted(list_source(source, settings.extensions).media, key=lambda f: f.path)
+loads, media_counts, count = [0], [0], _warehouse._count
+real_load = _warehouse.load_batch
+
+
+def count_then_hang(con, name):
+    # _count runs before and after each insert: the second batch's media rows went in, hang
+    if name == "media" and loads[0] == 2:
+        media_counts[0] += 1
+        if media_counts[0] == 2:
+            print("in-load", flush=True)
+            time.sleep(600)
+    return count(con, name)
+
+
+def load_batch(*args, **kwargs):
+    loads[0] += 1
+    return real_load(*args, **kwargs)
+
+
+_warehouse.load_batch, _warehouse._count = load_batch, count_then_hang
+for stats in process_batches(ctx, [files[:2], files[2:]]):
+    print("committed", stats.images, flush=True)
+"""
+
+
+def test_kill_9_during_the_load_loses_nothing_and_duplicates_nothing(
+    trapflow_env, camtrap_dir, tmp_path
+):
+    """SIGKILL inside the second batch's transaction (its media rows written, not committed):
+    the first batch stays, the second is gone whole, and the next run completes the card."""
+    import signal
+
+    from flows._discovery import list_source
+    from flows._process import batch_context, ensure_pipeline_models, process_batches
+    from flows._warehouse import connect, ensure_schema
+    from flows.settings import load_settings
+
+    card = tmp_path / "card"
+    copy_samples(
+        camtrap_dir, card, [*PHOTOS, "google__cameratrapai/test_data/american_black_bear.jpg"]
+    )
+    wh = tmp_path / "w.duckdb"
+    with connect(wh) as con:
+        ensure_schema(con)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", KILLED_IN_LOAD, str(wh), str(card)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=os.environ.copy(),
+    )  # fmt: skip
+    assert proc.stdout is not None
+    lines = []
+    for line in proc.stdout:
+        lines.append(line)
+        if line.startswith("in-load"):
+            os.kill(proc.pid, signal.SIGKILL)  # mid-transaction, as if the power went
+            break
+    proc.wait(timeout=60)
+    assert proc.returncode == -signal.SIGKILL, "".join(lines)[-3000:]
+    assert "committed 2\n" in lines  # the first batch had been committed before the kill
+    assert query(wh, "select count(*) from raw.media")[0][0] == 2
+    assert query(wh, "select count(*) from raw.media_files")[0][0] == 2
+
+    settings = load_settings(warehouse=wh, source=str(card), ocr_model="")
+    ctx = batch_context(settings, ensure_pipeline_models(settings), str(card), "after-kill")
+    files = list(list_source(str(card), settings.extensions).media)
+    done = [s.images for s in process_batches(ctx, [files])]
+    assert done == [1]  # only the image whose batch died is processed again
+    assert query(wh, "select count(*), count(distinct media_id) from raw.media")[0] == (3, 3)
+    assert query(wh, "select count(*) from raw.media_files")[0][0] == 3
+    boxes = query(wh, "select count(*), count(distinct detection_id) from raw.detections")[0]
+    assert boxes[0] == boxes[1] > 0

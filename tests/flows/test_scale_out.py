@@ -101,3 +101,31 @@ def test_two_workers_at_once_count_every_image_once(worker_env, camtrap_dir, tmp
     assert query(wh, "select count(*) from raw.detections") == query(
         single, "select count(*) from raw.detections"
     )
+
+
+def test_a_lake_worker_alerts_on_its_own_run(
+    prefect_harness, trapflow_env, camtrap_dir, tmp_path, monkeypatch
+):
+    """A scale-out worker evaluates the alert rules on the rows it wrote to the lake (its
+    outbox in its own DuckDB file) and delivers within the run; a second poll sends nothing."""
+    from flows.ingest import ingest
+    from tests.flows._servers import json_sink
+
+    card = tmp_path / "card" / "Ruaha" / "cam07"
+    card.mkdir(parents=True)
+    human = camtrap_dir / "google__cameratrapai/test_data/human.jpg"
+    (card / "human.jpg").write_bytes(human.read_bytes())
+    (card / "empty.jpg").write_bytes(
+        (camtrap_dir / "google__cameratrapai/test_data/blank.jpg").read_bytes()
+    )
+    lake, outbox = tmp_path / "lake", tmp_path / "worker.duckdb"
+    with json_sink() as sink:
+        monkeypatch.setenv("TRAPFLOW_ALERT_URLS", f"json://127.0.0.1:{sink.port}/lake")
+        for _ in range(2):
+            summary = ingest(source=str(tmp_path / "card"), warehouse=str(outbox), lake=str(lake),
+                             layout="{site}/{camera}/...")  # fmt: skip
+        received = sink.wait_for(1)
+    assert summary.stats.images == 0  # the second poll: nothing new
+    assert [r["title"] for r in received] == ["Person at site Ruaha, camera cam07"]
+    assert list((lake / "media").glob("*.parquet"))  # the rows went to the lake
+    assert query(outbox, "select count(*), count(distinct media_id) from alerts.outbox") == [(1, 1)]
