@@ -17,6 +17,11 @@ Plain functions, no Prefect (``flows/tasks/alerts.py`` wraps them). See ``docs/a
   milliseconds between a URL accepting a message and the commit that records it (a crash in
   exactly that window resends once). At most once would risk losing a ranger alert; we prefer
   the rare duplicate.
+- **Trust**: the channels in ``settings.ranger_channels`` get exact coordinates and the
+  unblurred thumbnail; every other channel gets people blurred and, for an image of a
+  sensitive species or at a site that ever recorded one, coordinates generalised to the
+  ``sensitive_grid_km`` grid. A rule whose channels mix both gets one outbox row per trust
+  level (the ranger row keeps the plain ``alert_id``).
 - **Secrets**: URLs come from the settings (environment, or a Prefect Secret block with
   ``prefect-secret:NAME``) and are never stored or logged: a log-record factory redacts every
   configured URL, its token-like parts and anything shaped like credentials, for every logger
@@ -45,6 +50,7 @@ import duckdb
 
 from flows import _warehouse
 from flows._discovery import read_file
+from flows._privacy import blur_boxes, generalise, is_sensitive, sensitive_sites
 from flows.settings import AlertRule, Settings
 
 log = logging.getLogger(__name__)
@@ -227,6 +233,32 @@ def targets_for(channels: Sequence[str], urls: dict[str, list[str]]) -> list[Tar
     return list(seen.values())
 
 
+RANGER = "ranger"  # exact coordinates, unblurred thumbnails
+PUBLIC = "public"  # everyone else: sensitive locations generalised, people blurred
+
+
+def channel_trust(settings: Settings, channel: str) -> str:
+    """``ranger`` for the channels named in ``settings.ranger_channels``, else ``public``."""
+    return RANGER if channel.lower() in settings.ranger_channels else PUBLIC
+
+
+def trust_groups(
+    settings: Settings, rule: AlertRule, urls: dict[str, list[str]]
+) -> list[tuple[str, list[str]]]:
+    """The rule's channels that have a URL, by trust level, rangers first: one outbox row
+    (one message text, one thumbnail) per group."""
+    groups: dict[str, list[str]] = {RANGER: [], PUBLIC: []}
+    for channel in rule_channels(rule):
+        if urls.get(channel) and channel not in groups[channel_trust(settings, channel)]:
+            groups[channel_trust(settings, channel)].append(channel)
+    return [(trust, channels) for trust, channels in groups.items() if channels]
+
+
+def _row_id(base: str, trust: str, groups: Sequence[tuple[str, list[str]]]) -> str:
+    """The first group's row keeps ``base`` (a rule with one trust level: ids as before)."""
+    return base if not groups or trust == groups[0][0] else _md5(base, trust)
+
+
 def with_timeouts(url: str, timeout_s: float) -> str:
     """The URL with Apprise's connect/read timeouts (``cto``/``rto``) unless it sets its own."""
     split = urlsplit(url)
@@ -284,6 +316,8 @@ class Hit:
     file_path: str
     file_name: str
     seen: list[Seen] = field(default_factory=list)
+    place: tuple[float, float, str] | None = None  # (lat, lon, 'deployment' / 'image GPS')
+    sensitive: bool = False  # a sensitive taxon in the image or ever at its site
 
     @property
     def best(self) -> float:
@@ -411,6 +445,7 @@ class Outgoing:
     event_until: datetime | None = None
     media_count: int = 1
     thumbnail: bytes | None = None
+    channels: list[str] | None = None  # None: every channel of the rule
 
 
 def plan_bursts(
@@ -452,8 +487,67 @@ def _known_anchors(
             "where kind = 'alert' and rule_name = ? and site_id = ? and event_at is not null",
             [rule_name, site_id],
         ).fetchall()
-        anchors[(rule_name, site_id)] = [(r[0], r[1], r[2]) for r in rows]
+        # one anchor per image: a rule with ranger and other channels has a row for each
+        # trust level; the anchor is named by its plain id (the ranger row's, _row_id)
+        by_media = {r[2]: r[0] for r in rows}
+        anchors[(rule_name, site_id)] = [
+            (at, _md5(rule_name, "alert", site_id, media_id), media_id)
+            for media_id, at in by_media.items()
+        ]
     return anchors
+
+
+_PLACES = """
+select m.media_id, d.latitude, d.longitude, m.latitude, m.longitude
+from raw.media m
+left join raw.deployments d
+  on d.site_id = m.site_id and d.camera_id = m.camera_id
+ and coalesce(m.captured_at, m.file_modified_at) between d.deployment_start and d.deployment_end
+where m.media_id in (select unnest(?))
+order by m.media_id, d.deployment_start desc
+"""
+
+
+def _known(lat: Any, lon: Any) -> bool:
+    """A usable coordinate: present, and not the (0, 0) some cameras write without a fix."""
+    return lat is not None and lon is not None and (float(lat), float(lon)) != (0.0, 0.0)
+
+
+def find_places(
+    con: duckdb.DuckDBPyConnection, media_ids: Sequence[str]
+) -> dict[str, tuple[float, float, str]]:
+    """media_id -> (lat, lon, where from): the deployment's coordinates (deployments.csv)
+    when it has them, else the image's EXIF GPS."""
+    places: dict[str, tuple[float, float, str]] = {}
+    if not media_ids:
+        return places
+    for media_id, dlat, dlon, glat, glon in con.execute(_PLACES, [list(media_ids)]).fetchall():
+        if media_id in places:
+            continue
+        if _known(dlat, dlon):
+            places[media_id] = (float(dlat), float(dlon), "deployment")
+        elif _known(glat, glon):
+            places[media_id] = (float(glat), float(glon), "image GPS")
+    return places
+
+
+def find_people(
+    con: duckdb.DuckDBPyConnection, media_ids: Sequence[str]
+) -> dict[str, list[tuple[float, float, float, float]]]:
+    """media_id -> every stored person box of the image (any model, any confidence): what
+    is blurred in thumbnails for channels that are not rangers'."""
+    people: dict[str, list[tuple[float, float, float, float]]] = {}
+    if not media_ids:
+        return people
+    rows = con.execute(
+        "select media_id, bbox_x, bbox_y, bbox_w, bbox_h from raw.detections "
+        "where category = 'person' and frame_number is null and bbox_x is not null "
+        "and media_id in (select unnest(?))",
+        [list(media_ids)],
+    ).fetchall()
+    for media_id, x, y, w, h in rows:
+        people.setdefault(media_id, []).append((float(x), float(y), float(w), float(h)))
+    return people
 
 
 def find_anomalies(
@@ -535,7 +629,37 @@ def _seen_text(seen: Sequence[Seen]) -> str:
                      in parts)  # fmt: skip
 
 
-def alert_message(settings: Settings, hit: Hit) -> tuple[str, str]:
+def location_text(settings: Settings, hits: Sequence[Hit], trust: str) -> str:
+    """Where the images were taken, for a message to a channel of ``trust``.
+
+    Rangers get the exact coordinates. Every other channel gets the centre of the
+    ``sensitive_grid_km`` cell when any of ``hits`` shows a sensitive taxon or was taken at a
+    site that ever recorded one (a person near the rhinos tells where the rhinos are). The
+    text never says why a location is approximate.
+    """
+    coarse = trust != RANGER and any(h.sensitive for h in hits)
+    shown: list[str] = []
+    for h in hits:
+        if h.place is None:
+            continue
+        lat, lon, source = h.place
+        text = f"{lat:.6f}, {lon:.6f} ({source})"
+        if coarse:
+            glat, glon, radius_m = generalise(lat, lon, settings.sensitive_grid_km)
+            if radius_m is not None:
+                text = (
+                    f"{glat:.5f}, {glon:.5f} (approximate: {settings.sensitive_grid_km:g} km "
+                    f"grid cell, ±{radius_m:,} m)"
+                )
+        if text not in shown:
+            shown.append(text)
+    if not shown:
+        return "not recorded (no deployment coordinates, no GPS in the image)"
+    more = f" and {len(shown) - 5} more" if len(shown) > 5 else ""
+    return "; ".join(shown[:5]) + more
+
+
+def alert_message(settings: Settings, hit: Hit, trust: str = PUBLIC) -> tuple[str, str]:
     site, camera = plain(hit.site_id), plain(hit.camera_id)
     title = f"{_what(hit.rule)} at site {site}, camera {camera}"
     body = "\n".join(
@@ -543,6 +667,7 @@ def alert_message(settings: Settings, hit: Hit) -> tuple[str, str]:
             f"**Rule:** {sanitize(hit.rule.name)}  ",
             f"**Site:** {sanitize(hit.site_id)}  ",
             f"**Camera:** {sanitize(hit.camera_id)}  ",
+            f"**Location:** {location_text(settings, [hit], trust)}  ",
             f"**Local time:** {hit.captured_at:%Y-%m-%d %H:%M:%S} (camera clock)  ",
             f"**Seen:** {_seen_text(hit.seen)}  ",
             f"**File:** {sanitize(hit.file_path)}  ",
@@ -553,7 +678,10 @@ def alert_message(settings: Settings, hit: Hit) -> tuple[str, str]:
 
 
 def summary_message(
-    settings: Settings, anchor: tuple[datetime, str, str | None], hits: Sequence[Hit]
+    settings: Settings,
+    anchor: tuple[datetime, str, str | None],
+    hits: Sequence[Hit],
+    trust: str = PUBLIC,
 ) -> tuple[str, str]:
     first, last = hits[0], hits[-1]
     cameras = sorted({h.camera_id for h in hits})
@@ -568,6 +696,7 @@ def summary_message(
             f"{anchor[0]:%Y-%m-%d %H:%M:%S})  ",
             f"**Site:** {sanitize(first.site_id)}  ",
             f"**Cameras:** {', '.join(sanitize(c) for c in cameras[:10])}  ",
+            f"**Location:** {location_text(settings, hits, trust)}  ",
             f"**Local time:** {first.captured_at:%Y-%m-%d %H:%M:%S} to "
             f"{last.captured_at:%Y-%m-%d %H:%M:%S} (camera clock)  ",
             f"**Images:** {len(hits)}, best {max(h.best for h in hits):.2f}  ",
@@ -598,9 +727,10 @@ def anomaly_message(
 
 def thumbnail(
     data: bytes, boxes: Iterable[tuple[float, float, float, float]], max_pixels: int,
-    size: int = THUMBNAIL_PX,
+    size: int = THUMBNAIL_PX, blur: Iterable[tuple[float, float, float, float]] = (),
 ) -> bytes | None:  # fmt: skip
-    """A JPEG at most ``size`` px wide or high with the boxes drawn; None if it cannot be made."""
+    """A JPEG at most ``size`` px wide or high with the ``blur`` boxes blurred and the
+    ``boxes`` drawn; None if it cannot be made. A new encode: no EXIF (GPS) goes with it."""
     from PIL import ImageDraw
 
     from models_ml import ImageRejected, decode_rgb, open_image
@@ -608,6 +738,7 @@ def thumbnail(
     try:
         rgb = decode_rgb(open_image(data, max_pixels=max_pixels), draft_size=(size, size))
         rgb.thumbnail((size, size))
+        blur_boxes(rgb, blur)
         draw = ImageDraw.Draw(rgb)
         width = max(2, max(rgb.size) // 200)
         for x, y, w, h in boxes:
@@ -621,14 +752,18 @@ def thumbnail(
         return None
 
 
-def _hit_thumbnail(settings: Settings, hit: Hit) -> bytes | None:
+def _hit_thumbnail(
+    settings: Settings, hit: Hit, people: Sequence[tuple[float, float, float, float]] | None = None
+) -> bytes | None:
+    """The alert's thumbnail; ``people`` given (channels that are not rangers'): those person
+    boxes blurred (for a clip: every person box of the frame shown)."""
     from flows import _video
 
     if _video.is_video(hit.file_path):  # the sampled frame of the best box, with its boxes
         seen = [(s.model, s.label, s.confidence) for s in hit.seen]
         return _video.clip_thumbnail(
             settings.warehouse_path, hit.source_uri, hit.file_path, hit.media_id, seen,
-            THUMBNAIL_PX,
+            THUMBNAIL_PX, blur_people=people is not None,
         )  # fmt: skip
     try:
         data = read_file(hit.source_uri, hit.file_path)
@@ -636,7 +771,7 @@ def _hit_thumbnail(settings: Settings, hit: Hit) -> bytes | None:
         log.warning("cannot read %s for a thumbnail (%s)", hit.file_path, exc)
         return None
     boxes = [s.bbox for s in hit.seen if s.bbox is not None]
-    return thumbnail(data, boxes, settings.max_image_pixels)
+    return thumbnail(data, boxes, settings.max_image_pixels, blur=people or ())
 
 
 # --------------------------------------------------------------------------- queueing
@@ -660,8 +795,10 @@ def queue_alerts(settings: Settings, run_id: str) -> QueueResult:
     result = QueueResult()
     urls = channel_urls(settings)
     rules = []
+    groups: dict[str, list[tuple[str, list[str]]]] = {}
     for rule in settings.alert_rules:
-        if targets_for(rule_channels(rule), urls):
+        groups[rule.name] = trust_groups(settings, rule, urls)
+        if groups[rule.name]:
             for window in rule.hours:
                 parse_window(window)
             rules.append(rule)
@@ -676,31 +813,56 @@ def queue_alerts(settings: Settings, run_id: str) -> QueueResult:
     }  # fmt: skip
     with _warehouse.connect(settings.warehouse_path) as con:
         _warehouse.ensure_schema(con)
+        if settings.lake:  # a scale-out worker: the run's rows are in the lake, its outbox here
+            from flows import _lake
+
+            _lake.attach(con, settings.lake)
         hits = find_hits(con, run_id, rules)
         anchors = _known_anchors(con, hits)
         anomalies = find_anomalies(con, run_id, rules)
+        media_ids = sorted({h.media_id for h in hits})
+        places = find_places(con, media_ids)
+        people = find_people(con, media_ids)
+        risky = sensitive_sites(
+            con, settings.sensitive_species, settings.detection_thresholds,
+            settings.classification_threshold,
+        ) if hits else set()  # fmt: skip
+    for hit in hits:
+        hit.place = places.get(hit.media_id)
+        hit.sensitive = hit.site_id in risky or any(
+            is_sensitive(s.label, settings.sensitive_species) for s in hit.seen
+        )
     new, followers = plan_bursts(hits, anchors, cooldown)
     rows: list[Outgoing] = []
-    for hit in new:
-        title, body = alert_message(settings, hit)
-        rows.append(
-            Outgoing(
-                _md5(hit.rule.name, "alert", hit.site_id, hit.media_id), hit.rule, "alert",
-                title, body, hit.site_id, hit.camera_id, hit.media_id, None, hit.captured_at,
-                hit.captured_at, 1, _hit_thumbnail(settings, hit),
+    for hit in new:  # one row per trust level: rangers' exact and unblurred, others' not
+        base = _md5(hit.rule.name, "alert", hit.site_id, hit.media_id)
+        for trust, channels in groups[hit.rule.name]:
+            title, body = alert_message(settings, hit, trust)
+            thumb = _hit_thumbnail(
+                settings, hit, None if trust == RANGER else people.get(hit.media_id, [])
             )
-        )  # fmt: skip
+            rows.append(
+                Outgoing(
+                    _row_id(base, trust, groups[hit.rule.name]), hit.rule, "alert", title,
+                    body, hit.site_id, hit.camera_id, hit.media_id, None, hit.captured_at,
+                    hit.captured_at, 1, thumb, channels,
+                )
+            )  # fmt: skip
     for anchor_id, (anchor, group) in followers.items():
         group.sort(key=lambda h: (h.captured_at, h.media_id))
-        title, body = summary_message(settings, anchor, group)
         first = group[0]
-        rows.append(
-            Outgoing(
-                _md5(first.rule.name, "summary", anchor_id, run_id), first.rule, "summary",
-                title, body, first.site_id, first.camera_id, group[-1].media_id, anchor_id,
-                first.captured_at, group[-1].captured_at, len(group), None,
-            )
-        )  # fmt: skip
+        base = _md5(first.rule.name, "summary", anchor_id, run_id)
+        trusts = groups[first.rule.name]
+        for trust, channels in trusts:
+            title, body = summary_message(settings, anchor, group, trust)
+            rows.append(
+                Outgoing(
+                    _row_id(base, trust, trusts), first.rule, "summary", title, body,
+                    first.site_id, first.camera_id, group[-1].media_id,
+                    _row_id(anchor_id, trust, trusts), first.captured_at,
+                    group[-1].captured_at, len(group), None, channels,
+                )
+            )  # fmt: skip
     for rule, day, label, site_id, z in anomalies:
         title, body = anomaly_message(rule, day, label, site_id, z)
         rows.append(
@@ -734,7 +896,9 @@ def write_outbox(
                 "?, ?, ?)",
                 [r.alert_id, r.rule.name, r.rule.kind, r.kind, r.site_id, r.camera_id,
                  r.media_id, r.anchor_id, r.event_at, r.event_until, r.media_count, r.title,
-                 r.body, r.thumbnail, ",".join(rule_channels(r.rule)), now, run_id, now],
+                 r.body, r.thumbnail,
+                 ",".join(r.channels if r.channels is not None else rule_channels(r.rule)), now,
+                 run_id, now],
             )  # fmt: skip
         con.execute("commit")
     except BaseException:

@@ -29,7 +29,7 @@ from typing import Any
 
 from flows import _video, _warehouse
 from flows._discovery import canonical_uri, open_source, read_file, sha256_hex, site_and_camera
-from flows._privacy import generalise, is_sensitive
+from flows._privacy import generalise, is_sensitive, sensitive_sites
 
 log = logging.getLogger(__name__)
 
@@ -1041,8 +1041,20 @@ def _datapackage(
 # CSV copies of the marts
 
 
-def export_mart_csvs(warehouse: Path, out_dir: Path) -> list[Path]:
-    """One CSV per table in the marts schema (header row, ISO dates, empty = null)."""
+def export_mart_csvs(
+    warehouse: Path,
+    out_dir: Path,
+    *,
+    sensitive: Sequence[str] = (),
+    grid_km: float = 10.0,
+    thresholds: Mapping[str, float] | None = None,
+    classification_threshold: float = 0.5,
+) -> list[Path]:
+    """One CSV per table in the marts schema (header row, ISO dates, empty = null).
+
+    ``latitude``/``longitude`` of rows at sites that ever recorded a ``sensitive`` taxon
+    (``flows._privacy.sensitive_sites``) are written as the centre of their ``grid_km`` cell.
+    """
     if not _warehouse.has_marts(warehouse):
         raise ExportError(
             f"the warehouse {warehouse} has no marts yet: run 'trapflow marts' (or 'trapflow run') "
@@ -1058,14 +1070,62 @@ def export_mart_csvs(warehouse: Path, out_dir: Path) -> list[Path]:
                 "where table_schema = 'marts' order by table_name"
             ).fetchall()
         ]
+        located = [
+            r[0]
+            for r in con.execute(
+                "select table_name from information_schema.columns where table_schema = 'marts' "
+                "and column_name in ('site_id', 'latitude', 'longitude') "
+                "group by table_name having count(*) = 3"
+            ).fetchall()
+        ]
+        coarse = _grid_table(
+            con, located, sensitive, grid_km, thresholds or {}, classification_threshold
+        )
         for name in names:
             path = out_dir / f"{name}.csv"
             target = str(path).replace("'", "''")
-            con.execute(
-                f"copy (select * from marts.\"{name}\") to '{target}' (header, delimiter ',')"
-            )
+            select = f'select * from marts."{name}"'
+            if coarse and name in located:
+                select = (
+                    "select t.* replace (coalesce(g.glat, t.latitude) as latitude, "
+                    f'coalesce(g.glon, t.longitude) as longitude) from marts."{name}" t '
+                    "left join tf_grid g on g.site_id = t.site_id and g.lat = t.latitude "
+                    "and g.lon = t.longitude"
+                )
+            con.execute(f"copy ({select}) to '{target}' (header, delimiter ',')")
             written.append(path)
     return written
+
+
+def _grid_table(
+    con: Any,
+    located: Sequence[str],
+    sensitive: Sequence[str],
+    grid_km: float,
+    thresholds: Mapping[str, float],
+    classification_threshold: float,
+) -> bool:
+    """A temporary table ``tf_grid`` (site, exact lat/lon -> the grid cell's centre) of every
+    coordinate the marts hold at a sensitive site; whether there is any."""
+    sites = sensitive_sites(con, sensitive, thresholds, classification_threshold)
+    if not sites or not located or grid_km <= 0:
+        return False
+    union = " union all ".join(
+        f'select site_id, latitude, longitude from marts."{name}"' for name in located
+    )
+    points = con.execute(
+        f"select distinct site_id, latitude, longitude from ({union}) "
+        "where latitude is not null and longitude is not null and site_id in (select unnest(?))",
+        [sorted(sites)],
+    ).fetchall()
+    con.execute(
+        "create or replace temp table tf_grid "
+        "(site_id varchar, lat double, lon double, glat double, glon double)"
+    )
+    rows = [[site, lat, lon, *generalise(lat, lon, grid_km)[:2]] for site, lat, lon in points]
+    if rows:
+        con.executemany("insert into tf_grid values (?, ?, ?, ?, ?)", rows)
+    return bool(rows)
 
 
 __all__ = [

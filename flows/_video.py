@@ -18,6 +18,7 @@ from fsspec.implementations.local import LocalFileSystem
 from PIL import Image, ImageDraw
 
 from flows._discovery import open_source
+from flows._privacy import blur_boxes
 from models_ml import DetectorEnsemble
 from models_ml._types import Detection
 from models_ml.video import (
@@ -173,9 +174,11 @@ def annotate_clip(
     thresholds: dict[str, float],
     conf_floor: float,
     rate: float = 1.0,
+    blur_people: bool = False,
 ) -> tuple[ClipResult, int]:
     """Write ``out_path``: every sampled frame with its boxes (above the thresholds) drawn,
-    as an MP4 playing at ``rate`` frames per second (H.264 when FFmpeg has it)."""
+    as an MP4 playing at ``rate`` frames per second (H.264 when FFmpeg has it); with
+    ``blur_people``, every person box of a frame (any confidence) blurred first."""
     from models_ml.video import probe
 
     info = probe(source)
@@ -192,7 +195,11 @@ def annotate_clip(
                 if d.confidence >= thresholds.get(d.category, 0.5)
                 and counted.get(d.category, d.model) == d.model
             ]
-            yield draw_boxes(frame.image, kept)
+            image = frame.image.convert("RGB")
+            if blur_people:
+                people = [d.bbox for d in dets if d.category == "person"]
+                blur_boxes(image, [(b.x, b.y, b.w, b.h) for b in people])
+            yield draw_boxes(image, kept)
 
     out_path.parent.mkdir(parents=True, exist_ok=True)
     fps = rate if rate > 0 else (info.fps or 1.0)
@@ -207,9 +214,11 @@ def clip_thumbnail(
     media_id: str,
     seen: list[tuple[str, str, float]],
     size: int = 640,
+    blur_people: bool = False,
 ) -> bytes | None:
     """A JPEG of the frame holding the best of ``seen`` (model, label, confidence) boxes,
-    with the matching boxes of that frame drawn; None when the clip cannot be read."""
+    with the matching boxes of that frame drawn (and with ``blur_people``, every person box
+    of the frame blurred first); None when the clip cannot be read."""
     from flows import _warehouse
 
     if not seen:
@@ -236,6 +245,11 @@ def clip_thumbnail(
             "and confidence >= ?",
             [media_id, frame_number, floor],
         ).fetchall()
+        people = con.execute(
+            "select bbox_x, bbox_y, bbox_w, bbox_h from raw.detections where media_id = ? "
+            "and frame_number = ? and category = 'person' and bbox_x is not null",
+            [media_id, frame_number],
+        ).fetchall()
     boxes = [
         (cat, lab, float(c), (float(x), float(y), float(w), float(h)))
         for m, lab, cat, c, x, y, w, h in rows
@@ -249,7 +263,10 @@ def clip_thumbnail(
 
         logging.getLogger(__name__).warning("no thumbnail from %s (%s)", file_path, exc)
         return None
+    img = img.convert("RGB")
     img.thumbnail((size, size))
+    if blur_people:
+        blur_boxes(img, [(float(x), float(y), float(w), float(h)) for x, y, w, h in people])
     out = io.BytesIO()
     draw_boxes(img, boxes).save(out, format="JPEG", quality=80)
     return out.getvalue()
