@@ -38,6 +38,10 @@ export_app = typer.Typer(help="Field formats out: MegaDetector JSON, Camtrap DP,
 app.add_typer(export_app, name="export")
 import_app = typer.Typer(help="Field formats in: MegaDetector batch output JSON.")
 app.add_typer(import_app, name="import")
+dashboard_app = typer.Typer(help="Open the Streamlit dashboard; manage who may sign in.")
+app.add_typer(dashboard_app, name="dashboard")
+users_app = typer.Typer(help="Password sign-in users of the dashboard (docs/security.md).")
+dashboard_app.add_typer(users_app, name="users")
 console = Console()
 err = Console(stderr=True)
 
@@ -195,6 +199,9 @@ def _ensure_prefect_server(port: int) -> subprocess.Popen[bytes] | None:
             [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1",
              "--port", str(port)],
             stdout=log, stderr=subprocess.STDOUT,
+            # its own process group: Ctrl-C stops the runner first, which still needs the API
+            # to pause its deployment; `serve` stops the server after that
+            start_new_session=True,
         )  # fmt: skip
     deadline = time.monotonic() + 120
     while not healthy():
@@ -230,21 +237,89 @@ def summary(warehouse: WarehouseOpt = None) -> None:
     _print_summary(settings, None)
 
 
-@app.command()
+@dashboard_app.callback(invoke_without_command=True)
 def dashboard(
+    ctx: typer.Context,
     warehouse: WarehouseOpt = None,
-    port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 8501,
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8501,
+    host: Annotated[
+        str, typer.Option(help="Address to listen on; beyond loopback needs sign-in.")
+    ] = "127.0.0.1",
 ) -> None:
-    """Open the Streamlit dashboard on the warehouse's marts."""
+    """Open the Streamlit dashboard on the warehouse's marts (`users`: who may sign in)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from flows._access import AccessError, exposure_problem
+
     settings = load_settings(warehouse=warehouse)
+    try:
+        problem = exposure_problem(settings, host)
+    except AccessError as exc:
+        raise _fail(str(exc)) from None
+    if problem:
+        raise _fail(f"not starting the dashboard: {problem}")
     env = {**os.environ, "TRAPFLOW_WAREHOUSE": str(settings.warehouse_path)}
     argv = [
         sys.executable, "-m", "streamlit", "run", str(REPO_ROOT / "dashboard" / "streamlit_app.py"),
-        "--server.headless", "true", "--server.address", "127.0.0.1",
+        "--server.headless", "true", "--server.address", host,
         "--server.port", str(port), "--browser.gatherUsageStats", "false",
     ]  # fmt: skip
-    console.print(f"Dashboard on http://127.0.0.1:{port} (Ctrl-C stops it)")
+    shown = f"[{host}]" if ":" in host else host
+    console.print(
+        f"Dashboard on http://{shown}:{port}, sign-in: {settings.dashboard_auth} (Ctrl-C stops it)"
+    )
     raise typer.Exit(subprocess.call(argv, env=env))
+
+
+@users_app.command("add")
+def dashboard_users_add(
+    name: Annotated[str, typer.Argument(help="User name (letters, digits, . _ @ + -).")],
+    role: Annotated[str, typer.Option(help="viewer or ranger.")] = "viewer",
+) -> None:
+    """Add a user, or set a new role and password (asked for, hidden, twice)."""
+    from flows import _access
+
+    path = _access.users_path(load_settings())
+    try:
+        _access.check_name(name)
+        _access.check_role(role)
+        password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+        is_new = _access.add_user(path, name, role, password)
+    except _access.AccessError as exc:
+        raise _fail(str(exc)) from None
+    console.print(f"{'added' if is_new else 'updated'} {name} ({role}) in {path}")
+
+
+@users_app.command("remove")
+def dashboard_users_remove(name: Annotated[str, typer.Argument(help="User name.")]) -> None:
+    """Remove a user (their open sessions end at the next click)."""
+    from flows import _access
+
+    path = _access.users_path(load_settings())
+    try:
+        removed = _access.remove_user(path, name)
+    except _access.AccessError as exc:
+        raise _fail(str(exc)) from None
+    if not removed:
+        raise _fail(f"no user {name!r} in {path}: see `trapflow dashboard users list`")
+    console.print(f"removed {name} from {path}")
+
+
+@users_app.command("list")
+def dashboard_users_list() -> None:
+    """The users who may sign in with a password, and their roles (never their passwords)."""
+    from flows import _access
+
+    path = _access.users_path(load_settings())
+    try:
+        users = _access.load_users(path)
+    except _access.AccessError as exc:
+        raise _fail(str(exc)) from None
+    table = Table("user", "role")
+    for user in users.values():
+        table.add_row(user.name, user.role)
+    console.print(table)
+    console.print(f"{len(users)} users in {path}")
 
 
 @app.command()
@@ -256,8 +331,12 @@ def annotate(
     rate: Annotated[
         float | None, typer.Option(help="Frames per second sampled (default video_sample_rate).")
     ] = None,
+    blur: Annotated[
+        bool, typer.Option("--blur/--no-blur", help="Blur people (--no-blur: rangers only).")
+    ] = True,
 ) -> None:
-    """Write an annotated copy of a clip: boxes and labels on every sampled frame (H.264 MP4)."""
+    """Write an annotated copy of a clip: boxes and labels on every sampled frame (H.264 MP4),
+    people blurred unless --no-blur."""
     from flows import _process, _video
     from models_ml.video import VideoError, encoder
 
@@ -271,6 +350,7 @@ def annotate(
         result, written = _video.annotate_clip(
             str(clip), target, ctx.ensemble, dict(settings.detection_thresholds),
             settings.inference_floor, rate=settings.video_sample_rate if rate is None else rate,
+            blur_people=blur,
         )  # fmt: skip
     except VideoError as exc:
         raise _fail(f"{clip}: {exc}") from exc
@@ -665,15 +745,78 @@ def export_csv(
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder for one CSV per mart.")],
     warehouse: WarehouseOpt = None,
 ) -> None:
-    """Every mart as a CSV file (header row, ISO dates, empty cell = null)."""
+    """Every mart as a CSV file (header row, ISO dates, empty cell = null); coordinates at
+    sites that recorded a sensitive species generalised."""
     from flows import _exports
 
     settings = load_settings(warehouse=warehouse)
     try:
-        paths = _exports.export_mart_csvs(settings.warehouse_path, out)
+        paths = _exports.export_mart_csvs(
+            settings.warehouse_path, out, sensitive=settings.sensitive_species,
+            grid_km=settings.sensitive_grid_km, thresholds=settings.detection_thresholds,
+            classification_threshold=settings.classification_threshold,
+        )  # fmt: skip
     except _exports.ExportError as exc:
         raise _fail(str(exc)) from None
     console.print(f"{out}: {len(paths)} CSV files ({', '.join(p.name for p in paths)})")
+
+
+@export_app.command("images")
+def export_images(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the copies.")],
+    warehouse: WarehouseOpt = None,
+    site: Annotated[
+        list[str] | None, typer.Option("--site", help="Only these sites (repeatable).")
+    ] = None,
+    species: Annotated[
+        list[str] | None,
+        typer.Option("--species", help="Only images with this label counted (repeatable)."),
+    ] = None,
+    blur: Annotated[
+        bool, typer.Option("--blur/--no-blur", help="Blur every person box (default).")
+    ] = True,
+    strip_gps: Annotated[
+        bool,
+        typer.Option(
+            "--strip-gps/--keep-gps",
+            help="Remove EXIF GPS (default); kept GPS is still removed at sensitive sites.",
+        ),
+    ] = True,
+) -> None:
+    """Copies of images to hand on: people blurred, GPS stripped, manifest.csv with SHA-256s
+    (flows/_image_export.py, docs/formats.md). The originals are never modified."""
+    from flows import _exports, _image_export
+
+    settings = load_settings(warehouse=warehouse)
+    try:
+        result = _image_export.export_images(
+            settings.warehouse_path, out, sites=site or (), species=species or (), blur=blur,
+            strip_gps=strip_gps, sensitive=settings.sensitive_species,
+            thresholds=settings.detection_thresholds,
+            classification_threshold=settings.classification_threshold,
+            max_image_pixels=settings.max_image_pixels,
+        )  # fmt: skip
+    except _exports.ExportError as exc:
+        raise _fail(str(exc)) from None
+    console.print(
+        f"{out}: {result.exported} images ({result.blurred} with people blurred, "
+        f"{result.gps_stripped} with GPS stripped, {result.copied} unchanged copies); "
+        f"SHA-256s in {result.manifest}"
+    )
+    if result.sensitive_gps_stripped:
+        err.print(
+            f"[yellow]note:[/] GPS stripped from {result.sensitive_gps_stripped} images at sites "
+            "that recorded a sensitive species, although --keep-gps was given"
+        )
+    if result.skipped:
+        from rich.markup import escape
+
+        path, why = result.skipped[0]
+        err.print(
+            f"[yellow]warning:[/] {len(result.skipped)} skipped (first: {escape(path)}: "
+            f"{escape(why)})",
+            highlight=False,
+        )
 
 
 @import_app.command("mdjson")

@@ -8,13 +8,15 @@ e.g. ``TRAPFLOW_DETECTION_THRESHOLDS__PERSON=0.6``.
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
+    NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
@@ -30,6 +32,14 @@ def _default_mirror() -> str | None:
     """The model mirror of this repo's checkouts: ``../shared/models`` when it exists."""
     beside = REPO_ROOT.parent / "shared" / "models"
     return str(beside) if beside.is_dir() else None
+
+
+def _listed(value: Any) -> tuple[str, ...]:
+    """A list setting from the environment: 'a,b' or a JSON list '["a", "b"]'."""
+    if isinstance(value, str):
+        text = value.strip()
+        value = json.loads(text) if text.startswith("[") else text.split(",")
+    return tuple(str(v).strip() for v in value if str(v).strip())
 
 
 class AlertRule(BaseModel):
@@ -95,7 +105,7 @@ class Settings(BaseSettings):
         description="Folder pattern naming site and camera, e.g. '{site}/{camera}/...'. "
         "Without it, site and camera are the parent folder's name.",
     )
-    extensions: tuple[str, ...] = Field(
+    extensions: Annotated[tuple[str, ...], NoDecode] = Field(
         default=MEDIA_EXTENSIONS,
         description="Image and video extensions picked up (case-insensitive).",
     )
@@ -203,7 +213,7 @@ class Settings(BaseSettings):
     )
 
     # Privacy (flows/_privacy.py): shown and exported coordinates of these taxa are generalised
-    sensitive_species: tuple[str, ...] = Field(
+    sensitive_species: Annotated[tuple[str, ...], NoDecode] = Field(
         default=DEFAULT_SENSITIVE,
         description="Taxa whose locations are generalised (substring match on the label; add "
         "IUCN CR/EN species you work with).",
@@ -228,6 +238,12 @@ class Settings(BaseSettings):
         description="Named channels: TRAPFLOW_ALERT_CHANNELS__RANGERS='tgram://...,mailto://...' "
         "or 'prefect-secret:BLOCK' (secret).",
     )
+    ranger_channels: Annotated[tuple[str, ...], NoDecode] = Field(
+        default=("rangers",),
+        description="Channels trusted with exact coordinates and unblurred thumbnails; every "
+        "other channel gets sensitive locations generalised and people blurred "
+        "(TRAPFLOW_RANGER_CHANNELS=rangers,wardens).",
+    )
     alert_cooldown_min: float = Field(
         default=30.0, ge=0.0, description="One alert per site and rule per this many minutes."
     )
@@ -237,13 +253,45 @@ class Settings(BaseSettings):
     dashboard_url: str = Field(
         default="http://127.0.0.1:8501", description="Base of the image links in alerts."
     )
+    # Dashboard access (flows/_access.py, docs/security.md)
+    dashboard_auth: Literal["none", "password", "oidc", "proxy"] = Field(
+        default="none",
+        description="Sign-in: none (only on 127.0.0.1/localhost/::1, you are a ranger), "
+        "password (dashboard_users_file), oidc (Streamlit's st.login, [auth] in "
+        ".streamlit/secrets.toml) or proxy (a reverse proxy's X-Forwarded-User).",
+    )
+    dashboard_users_file: Path | None = Field(
+        default=None,
+        description="Password sign-in users (default <home>/dashboard_users); "
+        "`trapflow dashboard users add NAME --role viewer|ranger`.",
+    )
+    dashboard_ranger_emails: Annotated[tuple[str, ...], NoDecode] = Field(
+        default=(),
+        description="oidc/proxy: e-mails or user names with the ranger role ('@example.org': "
+        "a whole domain); everyone else signed in is a viewer.",
+    )
+    dashboard_trust_proxy_header: bool = Field(
+        default=False,
+        description="proxy: trust X-Forwarded-User / X-Trapflow-Role (only when nothing but "
+        "the proxy can reach the dashboard).",
+    )
+
+    @field_validator("ranger_channels", mode="before")
+    @classmethod
+    def _split_channels(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = value.split(",")
+        return tuple(str(v).strip().lower() for v in value if str(v).strip())
 
     @field_validator("extensions", mode="before")
     @classmethod
     def _lower_extensions(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            value = [v for v in value.split(",") if v.strip()]
-        return tuple(str(v).strip().lower().lstrip(".") for v in value)
+        return tuple(v.lower().lstrip(".") for v in _listed(value))
+
+    @field_validator("sensitive_species", "dashboard_ranger_emails", mode="before")
+    @classmethod
+    def _split_list(cls, value: Any) -> Any:
+        return _listed(value)
 
     @field_validator("detection_thresholds")
     @classmethod
