@@ -6,7 +6,9 @@ import io
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from PIL import Image, ImageDraw, ImageFilter, ImageOps
+from PIL import Image, ImageDraw, ImageOps
+
+from flows._privacy import blur_boxes
 
 COLOURS = {"animal": "#ffb000", "person": "#ff3030", "vehicle": "#30a0ff"}
 MAX_SIDE = 1280
@@ -37,14 +39,8 @@ def render(
     img.thumbnail((max_side, max_side))
     width, height = img.size
     items = list(boxes)
-    if blur_people:
-        radius = max(8, min(width, height) // 40)
-        for box in items:
-            if box.category == "person":
-                area = _pixels(box, width, height)
-                if area[2] > area[0] and area[3] > area[1]:
-                    region = img.crop(area).filter(ImageFilter.GaussianBlur(radius))
-                    img.paste(region, area[:2])
+    if blur_people:  # the same blur as alerts and exports (flows/_privacy.py)
+        blur_boxes(img, ((b.x, b.y, b.w, b.h) for b in items if b.category == "person"))
     draw = ImageDraw.Draw(img)
     line = max(2, min(width, height) // 300)
     for box in (b for b in items if b.is_drawn):

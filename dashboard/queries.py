@@ -1,10 +1,10 @@
 """Every query the dashboard runs, cached per argument (the warehouse path is always one).
 
-Reads go to the marts (``marts.*``), plus ``alerts.outbox`` (alerts sent) and, where no mart
-carries the grain a page needs, the box-level and run tables named in docs/dashboard.md
-(``raw.detections`` boxes and ``intermediate.int_detections_labelled`` labels for one image on
-the Review page; ``raw.runs`` / ``raw.quarantine`` on Pipeline health). The only write is
-``review.labels``.
+Reads go only to the marts (``marts.*``, dbt/models/marts): the population tables, and the
+views that are current between builds (``fct_detections`` boxes with their label now,
+``fct_label_reviews``, ``fct_alerts``, ``fct_pipeline_runs``, ``fct_quarantine``,
+``marts_freshness``). The only write is the Review page's ``review.labels`` insert
+(tests/dashboard/test_marts_only.py holds every module to that).
 
 DuckDB allows one writer process *or* many readers. Every read opens a short-lived
 ``read_only`` connection inside a cached function, so the dashboard never holds the file
@@ -84,7 +84,11 @@ def _read_all(warehouse: str, statements: list[tuple[str, list[Any]]]) -> list[p
     delay = 0.05
     while True:
         try:
-            with duckdb.connect(str(path), read_only=True) as con:
+            # no replacement scans: a missing marts.x must be a CatalogException, not a read
+            # of this module's Python object named x
+            with duckdb.connect(
+                str(path), read_only=True, config={"python_enable_replacements": False}
+            ) as con:
                 frames = []
                 for sql, params in statements:
                     try:
@@ -124,12 +128,9 @@ def load(fn: Callable[P, pd.DataFrame], *args: P.args, **kwargs: P.kwargs) -> pd
 
 @st.cache_data(ttl=TTL_S, show_spinner=False)
 def has_marts(warehouse: str) -> bool:
-    df = _read(
-        warehouse,
-        "select count(*) as n from information_schema.tables "
-        "where table_schema = 'marts' and table_name = 'fct_daily_population'",
-    )
-    return bool(not df.empty and df["n"].iloc[0])
+    """Whether dbt has built the marts (a missing table reads as an empty frame)."""
+    df = _read(warehouse, "select count(*) as n from marts.fct_daily_population")
+    return not df.empty
 
 
 @st.cache_data(ttl=TTL_S, show_spinner=False)
@@ -199,9 +200,10 @@ def population_trend(warehouse: str, labels_: tuple[str, ...], site: str) -> pd.
 
 
 @st.cache_data(ttl=TTL_S, show_spinner=False)
-def deployments(warehouse: str) -> pd.DataFrame:
+def deployments(warehouse: str, exact: bool = False) -> pd.DataFrame:
     """Deployments with their site's events per label, coordinates generalised where a sensitive
-    species was recorded (flows/_privacy.py); exact coordinates never leave this function."""
+    species was recorded (flows/_privacy.py); exact coordinates never leave this function
+    unless ``exact`` (pages pass it for rangers only, dashboard/auth.py)."""
     dep, ev = _read_all(
         warehouse,
         [
@@ -224,6 +226,7 @@ def deployments(warehouse: str) -> pd.DataFrame:
     dep["events"] = 0
     dep["species"] = ""
     dep["is_generalised"] = False
+    dep["is_sensitive"] = False
     dep["coordinate_uncertainty_m"] = None
     dep = dep.astype({"coordinate_uncertainty_m": "object"})
     for i, row in dep.iterrows():
@@ -235,12 +238,13 @@ def deployments(warehouse: str) -> pd.DataFrame:
                 f"{lab} ({n})" for lab, n in zip(top["label"], top["events"], strict=True)
             )
             if any(is_sensitive(str(lab), sensitive) for lab in mine["label"]):
+                dep.at[i, "is_sensitive"] = True
                 lat, lon = row["latitude"], row["longitude"]
-                if pd.notna(lat) and pd.notna(lon):
+                if pd.notna(lat) and pd.notna(lon) and not exact:
                     glat, glon, unc = generalise(float(lat), float(lon), grid_km)
                     dep.at[i, "latitude"], dep.at[i, "longitude"] = glat, glon
                     dep.at[i, "coordinate_uncertainty_m"] = unc
-                dep.at[i, "is_generalised"] = True
+                dep.at[i, "is_generalised"] = not exact
     return dep
 
 
@@ -272,20 +276,21 @@ def human_activity(warehouse: str, start: date, end: date) -> pd.DataFrame:
 
 @st.cache_data(ttl=TTL_S, show_spinner=False)
 def alerts_sent(warehouse: str, limit: int = 200) -> pd.DataFrame:
-    """The alert outbox, newest first (no URL or token is stored there)."""
+    """The alert outbox, newest first (marts.fct_alerts: no body, no thumbnail, and any URL in
+    its text reads '<url>')."""
     return _read(
         warehouse,
-        "select created_at, rule_name, rule_kind, kind, site_id, camera_id, media_id, event_at, "
-        "media_count, title, channels, status, attempts, last_error, sent_at "
-        "from alerts.outbox order by created_at desc limit ?",
+        "select created_at, rule_name, rule_kind, alert_kind, site_id, camera_id, media_id, "
+        "event_at, media_count, title, channels, alert_status, attempts, targets_delivered, "
+        "last_error, delivered_at from marts.fct_alerts order by created_at desc limit ?",
         [limit],
     )
 
 
 @st.cache_data(ttl=TTL_S, show_spinner=False)
 def people_images(warehouse: str, limit: int = 12) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The latest images with people (marts.dim_media) and every person box in them, of any
-    model and confidence (all of them are blurred)."""
+    """The latest images with people (marts.dim_media) and every box in them that is or was a
+    person, of any model and confidence (marts.fct_detections; all of them are blurred)."""
     latest = (
         "select media_id, site_id, camera_id, captured_at, source_uri, file_path, n_persons "
         "from marts.dim_media where has_person order by captured_at desc nulls last limit ?"
@@ -295,8 +300,9 @@ def people_images(warehouse: str, limit: int = 12) -> tuple[pd.DataFrame, pd.Dat
         [
             (latest, [limit]),
             (
-                "select media_id, confidence, bbox_x, bbox_y, bbox_w, bbox_h from raw.detections "
-                f"where category = 'person' and media_id in (select media_id from ({latest}))",
+                "select media_id, confidence, bbox_x, bbox_y, bbox_w, bbox_h "
+                "from marts.fct_detections where 'person' in (category, detector_category) "
+                f"and media_id in (select media_id from ({latest}))",
                 [limit],
             ),
         ],
@@ -318,9 +324,10 @@ def review_queue(
     end: date | None,
     limit: int = 200,
 ) -> pd.DataFrame:
-    """Images to review, newest first: one row per image with a box matching the filters,
-    its labels, best confidence and number of boxes."""
-    where = ["d.confidence between ? and ?"]
+    """Images to review, newest first: one row per image with a candidate box (marts.fct_detections
+    is_candidate: what the counting rules or a reviewer let count) matching the filters, its
+    labels as they are now, best confidence and number of boxes."""
+    where = ["d.is_candidate", "d.confidence between ? and ?"]
     params: list[Any] = [min_confidence, max_confidence]
     if label:
         where.append("d.label = ?")
@@ -336,17 +343,17 @@ def review_queue(
     params += [limit * 20, limit]
     return _read(
         warehouse,
-        "with recent as (select d.media_id, d.captured_at "
-        "from intermediate.int_detections_labelled as d "
+        "with recent as (select d.media_id, d.captured_at from marts.fct_detections as d "
         f"where {' and '.join(where)} "
         "order by d.captured_at desc nulls last limit ?), "
         "hits as (select media_id, max(captured_at) as captured_at from recent "
         "group by media_id order by captured_at desc nulls last, media_id limit ?), "
         "named as (select d.media_id, string_agg(distinct d.label, ', ' order by d.label) "
-        "as labels, max(d.confidence) as confidence, count(*) as boxes "
-        "from intermediate.int_detections_labelled as d "
-        "semi join hits using (media_id) group by d.media_id) "
-        "select h.media_id, m.site_id, m.camera_id, h.captured_at, m.is_reviewed, n.labels, "
+        "as labels, max(d.confidence) as confidence, count(*) as boxes, "
+        "bool_or(d.is_reviewed) as has_box_review from marts.fct_detections as d "
+        "semi join hits using (media_id) where d.is_candidate group by d.media_id) "
+        "select h.media_id, m.site_id, m.camera_id, h.captured_at, "
+        "m.is_reviewed or n.has_box_review as is_reviewed, n.labels, "
         "n.confidence, n.boxes from hits as h join named as n using (media_id) "
         "join marts.dim_media as m using (media_id) "
         "order by h.captured_at desc nulls last, h.media_id",
@@ -356,8 +363,9 @@ def review_queue(
 
 @st.cache_data(ttl=TTL_S, show_spinner=False)
 def review_image(warehouse: str, media_id: str) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """One image for Review: (its dim_media row, its boxes with their resolved labels, the
-    reviews it already has), read on one connection."""
+    """One image for Review: (its dim_media row, its boxes with their labels as they are now,
+    the reviews it already has), read on one connection. Boxes and reviews come from views
+    (fct_detections, fct_label_reviews), so a review shows as soon as it is saved."""
     meta, found, history = _read_all(
         warehouse,
         [
@@ -368,18 +376,16 @@ def review_image(warehouse: str, media_id: str) -> tuple[pd.DataFrame, pd.DataFr
                 [media_id],
             ),
             (
-                "select r.detection_id, r.model_name, r.model_version, r.category, r.confidence, "
-                "r.bbox_x, r.bbox_y, r.bbox_w, r.bbox_h, coalesce(l.label, r.label) as label, "
-                "l.label_source, coalesce(l.is_counted, false) as is_counted, "
-                "coalesce(l.is_false_positive, false) as is_false_positive "
-                "from raw.detections as r left join (select * from "
-                "intermediate.int_detections_labelled where media_id = ?) as l "
-                "using (detection_id) where r.media_id = ? order by r.confidence desc",
-                [media_id, media_id],
+                "select detection_id, model_name, model_version, category, confidence, bbox_x, "
+                "bbox_y, bbox_w, bbox_h, label, label_source, is_counted, is_false_positive, "
+                "frame_number, frame_time_s from marts.fct_detections where media_id = ? "
+                "order by confidence desc, detection_id",
+                [media_id],
             ),
             (
                 "select reviewed_at, reviewer, detection_id, category, label, is_false_positive, "
-                "count, note from review.labels where media_id = ? order by reviewed_at desc",
+                "individuals as count, note, is_latest from marts.fct_label_reviews "
+                "where media_id = ? order by reviewed_at desc, label_id desc",
                 [media_id],
             ),
         ],
@@ -459,22 +465,58 @@ def write_review(
 
 @st.cache_data(ttl=TTL_S, show_spinner=False)
 def runs(warehouse: str, limit: int = 200) -> pd.DataFrame:
+    """Runs, newest first (marts.fct_pipeline_runs, a view: the run in progress shows)."""
     return _read(
         warehouse,
-        "select run_id, source_uri, started_at, finished_at, status, files_listed, files_new, "
-        "images_processed, duplicates, detections, quarantined, warnings, model_versions, "
-        "duration_s, images_processed / nullif(duration_s, 0) as images_per_s, "
-        "list_s, read_s, detect_s, load_s, marts_s from raw.runs "
-        "order by started_at desc limit ?",
+        "select run_id, source_uri, started_at, finished_at, run_status as status, "
+        "files_listed, files_new, images_processed, duplicates, detections, quarantined, "
+        "warnings, model_versions, duration_s, images_per_s, list_s, read_s, detect_s, load_s, "
+        "marts_s from marts.fct_pipeline_runs order by started_at desc limit ?",
         [limit],
     )
 
 
 @st.cache_data(ttl=TTL_S, show_spinner=False)
 def quarantine(warehouse: str, limit: int = 500) -> pd.DataFrame:
+    """Quarantined files, newest first, with the reason and what to do (marts.fct_quarantine)."""
     return _read(
         warehouse,
-        "select quarantined_at, source_uri, file_path, reason, error, action, run_id "
-        "from raw.quarantine order by quarantined_at desc limit ?",
+        "select quarantined_at, source_uri, file_path, reason, error_message, action, run_id "
+        "from marts.fct_quarantine order by quarantined_at desc limit ?",
         [limit],
+    )
+
+
+# ---------------------------------------------------------------- freshness
+
+
+@st.cache_data(ttl=TTL_S, show_spinner=False)
+def marts_freshness(warehouse: str) -> pd.DataFrame:
+    """One row from marts.marts_freshness: when the table marts were built and whether media
+    were ingested since (empty before the first build)."""
+    return _read(
+        warehouse,
+        "select built_at, built_through_at, latest_ingested_at, media_since_build, is_stale "
+        "from marts.marts_freshness",
+    )
+
+
+def stale_marts_notice(warehouse: str) -> None:
+    """An st.info on every page when the table marts are older than the newest ingest (called
+    once from streamlit_app.py). Says nothing when they are current, not built yet, or the
+    warehouse is busy (the page itself says so then)."""
+    try:
+        df = marts_freshness(warehouse)
+    except WarehouseBusy:
+        return
+    if df.empty or not bool(df["is_stale"].iloc[0]):
+        return
+    row = df.iloc[0]
+    new = int(row["media_since_build"])
+    what = f"{new} image{'s' if new != 1 else ''} ingested" if new else "new detections"
+    st.info(
+        f"The marts are older than the newest ingest: {what} since they were built "
+        f"({row['built_at']:%Y-%m-%d %H:%M} UTC), so counts, charts and queues do not include "
+        "them yet. Refresh them with `trapflow marts`.",
+        icon="🕒",
     )

@@ -7,9 +7,10 @@ import streamlit as st
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `dashboard` importable by path
 
-from dashboard import queries  # after the path insert above
+from dashboard import auth, queries  # after the path insert above
 
 st.set_page_config(page_title="trapflow", layout="wide")
+auth.require_sign_in()  # stops here until signed in; roles: docs/security.md
 # Alert links are <dashboard_url>/?media_id=<sha256>: open Review on that image.
 linked = "media_id" in st.query_params
 page = st.navigation(
@@ -24,6 +25,7 @@ page = st.navigation(
     ]
 )
 try:
+    queries.stale_marts_notice(str(queries.warehouse_path()))  # marts older than the last ingest
     page.run()
 except queries.WarehouseBusy as exc:  # a writer held the file longer than a read waits
     st.warning(str(exc), icon="⏳")

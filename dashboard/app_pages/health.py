@@ -8,7 +8,10 @@ wh = str(queries.warehouse_path())
 st.title("Pipeline health")
 runs = queries.load(queries.runs, wh)
 if runs.empty:
-    st.info(f"No runs recorded in {wh} yet. Run `trapflow run --source DIR --once`.")
+    st.info(
+        f"No runs in the marts of {wh} yet. Run `trapflow run --source DIR --once` (or "
+        "`trapflow marts`, if runs were made without building the marts)."
+    )
     st.stop()
 
 last = runs.iloc[0]

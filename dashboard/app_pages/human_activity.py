@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from dashboard import charts, images, queries
+from dashboard import auth, charts, images, queries
 
 wh = str(queries.warehouse_path())
 st.title("Human activity")
@@ -30,7 +30,7 @@ else:
     st.dataframe(outbox, hide_index=True, width="stretch")
 
 st.subheader("Latest images with people")
-blur = st.toggle("Blur people", value=True, key="hum_blur")
+blur = st.toggle("Blur people", value=True, key="hum_blur") if auth.is_ranger() else True  # viewer
 try:
     people, person_boxes = queries.people_images(wh)
 except queries.WarehouseBusy as exc:

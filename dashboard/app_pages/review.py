@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from dashboard import charts, images, queries
+from dashboard import auth, charts, images, queries
 
 VIDEO = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v")
 wh = str(queries.warehouse_path())
@@ -21,7 +21,7 @@ with st.sidebar:
     conf = st.slider("Confidence", 0.0, 1.0, (0.0, 1.0), 0.05, key="rv_conf")
     dates = st.date_input("Dates", value=span, min_value=span[0], max_value=span[1], key="rv_dates")
     min_box = st.slider("Draw boxes from confidence", 0.0, 1.0, 0.1, 0.05, key="rv_min_box")
-    blur = st.toggle("Blur people", value=True, key="rv_blur")
+    blur = st.toggle("Blur people", value=True, key="rv_blur") if auth.is_ranger() else True
 start, end = (dates[0], dates[-1]) if isinstance(dates, tuple) and dates else span
 queue = queries.load(
     queries.review_queue,
@@ -69,7 +69,9 @@ with right:
     )
     try:
         raw = queries.image_bytes(str(row["source_uri"]), str(row["file_path"]))
-        if str(row["file_path"]).lower().endswith(VIDEO):
+        if str(row["file_path"]).lower().endswith(VIDEO) and not auth.is_ranger():
+            st.info("Clips are not blurred, so only rangers can play them; the boxes are below.")
+        elif str(row["file_path"]).lower().endswith(VIDEO):
             st.video(raw)
             st.caption("A video: its boxes are listed below (frames are not drawn).")
         else:
@@ -100,6 +102,8 @@ with right:
     )  # fmt: skip
 
 st.subheader("Your label")
+if saved := st.session_state.pop("rv_saved", None):
+    st.success(saved)
 targets = {"(whole image)": None} | {
     f"{b.label} {b.confidence:.2f} ({b.detection_id[:8]})": str(b.detection_id)
     for b in found.itertuples()
@@ -134,14 +138,15 @@ if submitted:
             wh, media_id=media_id, detection_id=detection_id, category=category, label=label,
             is_false_positive=fp, reviewer=reviewer, count=int(count) or None,
         )  # fmt: skip
-        st.success(
-            "Saved to review.labels. The marts count it from the next `trapflow marts` or run."
+        # show the page again, read anew: the boxes and history (views) carry the review now
+        st.session_state["rv_saved"] = (
+            "Saved: the label shows here now; the population counts include it from the next "
+            "`trapflow marts` or run."
         )
+        st.rerun()
     except queries.WarehouseBusy as exc:
         st.error(str(exc))
 
-if submitted:
-    history = queries.review_image(wh, media_id)[2]
 if not history.empty:
     st.subheader("Reviews of this image")
     st.dataframe(history, hide_index=True, width="stretch")

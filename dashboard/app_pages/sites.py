@@ -2,11 +2,13 @@
 
 import streamlit as st
 
-from dashboard import charts, queries
+from dashboard import auth, charts, queries
 
 wh = str(queries.warehouse_path())
 st.title("Sites")
-dep = queries.load(queries.deployments, wh)
+# rangers may switch to exact locations (off by default, e.g. for a shared screen)
+exact = auth.is_ranger() and st.toggle("Exact locations (ranger)", value=False, key="sites_exact")
+dep = queries.load(queries.deployments, wh, exact)
 if dep.empty:
     st.info(f"No deployments in the marts yet. Run `trapflow run --source DIR --once` ({wh}).")
     st.stop()
@@ -15,7 +17,10 @@ sensitive, grid_km = queries.privacy()
 a, b, c = st.columns(3)
 a.metric("Deployments", len(dep))
 b.metric("With coordinates", int(dep["latitude"].notna().sum()))
-c.metric("Generalised (sensitive species)", int(dep["is_generalised"].sum()))
+c.metric(
+    "Sensitive, shown exact" if exact else "Generalised (sensitive species)",
+    int(dep["is_sensitive" if exact else "is_generalised"].sum()),
+)
 deck = charts.deployments_map(dep)
 if deck is None:
     st.info(
@@ -24,10 +29,18 @@ if deck is None:
     )
 else:
     st.pydeck_chart(deck)
-st.caption(
-    f"Deployments that recorded a sensitive species ({', '.join(sensitive[:4])}, ...) are shown "
-    f"at the centre of their {grid_km:g} km grid cell, here and in every table or export."
-)
+if exact:
+    st.warning(
+        f"Exact coordinates of sensitive species ({', '.join(sensitive[:4])}, ...) are shown, "
+        "in the map and the table: ranger view, do not share this screen or the table's CSV.",
+        icon="📍",
+    )
+else:
+    st.caption(
+        f"Deployments that recorded a sensitive species ({', '.join(sensitive[:4])}, ...) are "
+        f"shown at the centre of their {grid_km:g} km grid cell, here and in every table or "
+        "export."
+    )
 per_site = queries.load(queries.site_events, wh)
 if not per_site.empty:
     st.subheader("Independent events per site")

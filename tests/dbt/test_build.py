@@ -430,3 +430,140 @@ def test_build_on_an_empty_raw_schema(tmp_path: Path) -> None:
     with duckdb.connect(str(warehouse), read_only=True) as con:
         assert con.execute("select count(*) from marts.fct_daily_population").fetchone() == (0,)
         assert con.execute("select count(*) from marts.dim_media").fetchone() == (0,)
+        # the dashboard's marts exist before any data, and nothing is behind
+        assert con.execute("select count(*) from marts.fct_detections").fetchone() == (0,)
+        assert con.execute("select count(*) from marts.fct_alerts").fetchone() == (0,)
+        assert con.execute(
+            "select b.media, b.built_through_at, f.is_stale, f.media_since_build "
+            "from marts.marts_build as b cross join marts.marts_freshness as f"
+        ).fetchone() == (0, None, False, 0)
+
+
+# ----------------------------------------------------------------------------- dashboard marts
+
+DASHBOARD_VIEWS = (
+    "fct_detections", "fct_alerts", "fct_pipeline_runs", "fct_quarantine", "fct_label_reviews",
+    "marts_freshness",
+)  # fmt: skip
+
+
+def test_dashboard_marts_match_raw_on_the_fixture(built_warehouse: Path) -> None:
+    with duckdb.connect(str(built_warehouse), read_only=True) as con:
+        kinds = dict(
+            con.execute(
+                "select table_name, table_type from information_schema.tables"
+                " where table_schema = 'marts'"
+            ).fetchall()
+        )
+        raw_boxes = con.execute(
+            "select detection_id, media_id, model_name || '@' || model_version, category, label,"
+            " confidence, bbox_x, bbox_y, bbox_w, bbox_h from raw.detections"
+        ).fetchall()
+        boxes = con.execute(
+            "select detection_id, media_id, model_ref, detector_category, detector_label,"
+            " confidence, bbox_x, bbox_y, bbox_w, bbox_h from marts.fct_detections"
+        ).fetchall()
+        candidates = con.execute(
+            "select detection_id, label, is_counted from marts.fct_detections where is_candidate"
+        ).fetchall()
+        labelled = con.execute(
+            "select detection_id, label, is_counted from intermediate.int_detections_labelled"
+        ).fetchall()
+        placed = con.execute(
+            "select count(*) from marts.fct_detections as d join raw.media as m using (media_id)"
+            " where (d.site_id, d.camera_id) is distinct from (m.site_id, m.camera_id)"
+            " or d.captured_at is distinct from m.captured_at"
+        ).fetchone()
+        runs = con.execute(
+            "select run_id, run_status, files_listed, images_per_s from marts.fct_pipeline_runs"
+        ).fetchall()
+        quarantined = con.execute(
+            "select file_path, reason, action, is_skipped from marts.fct_quarantine"
+        ).fetchall()
+        build = con.execute(
+            "select b.media, b.built_through_at, f.is_stale from marts.marts_build as b"
+            " cross join marts.marts_freshness as f"
+        ).fetchall()
+    assert {v: kinds.get(v) for v in DASHBOARD_VIEWS} == dict.fromkeys(DASHBOARD_VIEWS, "VIEW")
+    assert kinds["marts_build"] == "BASE TABLE"
+    # every raw box once, with its model and geometry as raw has them
+    assert len(boxes) == len(raw_boxes) == len(DETECTIONS)
+    assert sorted(boxes) == sorted(raw_boxes)
+    # the candidates (and their labels and verdicts) are the ones the counting rules chose
+    # (m1 2, m2 1, m3 2, m4 2, m5 3 of the latest version, m7 2, m8 1, m9 1)
+    assert sorted(candidates) == sorted(labelled) and len(candidates) == 14
+    assert placed == (0,)
+    assert runs == [(RUN_ID, "completed", 11, None)]  # no duration recorded: no rate
+    assert quarantined == [("S1/C1/empty.JPG", "empty_file", "skipped", True)]
+    assert build == [(len(MEDIA), ts("2024-06-05 12:00:00"), False)]
+
+
+def _insert(con: duckdb.DuckDBPyConnection, table: str, row: dict[str, Any]) -> None:
+    con.execute(
+        f"insert into {table} ({', '.join(row)}) values ({', '.join('?' for _ in row)})",
+        list(row.values()),
+    )
+
+
+def test_dashboard_views_show_writes_before_the_next_build(
+    built_warehouse: Path, tmp_path: Path
+) -> None:
+    """Reviews, alerts, runs and new media written after a build show in the marts at once;
+    an alert's URL never does, and the freshness view says the tables are behind."""
+    import shutil
+
+    warehouse = tmp_path / "copy.duckdb"
+    shutil.copy2(built_warehouse, warehouse)
+    m1_box = next(r for r in detection_rows() if r["media_id"] == sha("m1"))
+    secret = "json://user:hunter2@hooks.example.org/T0/B1/abcdefSECRET?token=s3cr3t"
+    with duckdb.connect(str(warehouse)) as con:
+        _insert(con, "review.labels", {
+            "label_id": "r1", "media_id": sha("m1"), "detection_id": m1_box["detection_id"],
+            "category": "animal", "label": "kudu", "is_false_positive": False,
+            "reviewer": "ann", "reviewed_at": ts("2024-06-06 09:00:00"),
+        })  # fmt: skip
+        _insert(con, "alerts.outbox", {
+            "alert_id": "a1", "rule_name": f"people ({secret})", "rule_kind": "human",
+            "kind": "alert", "site_id": "S1", "camera_id": "C1", "media_id": sha("m3"),
+            "media_count": 1, "title": "Person at site S1, see https://dash.example.org/?m=1",
+            "body": f"[open]({secret})", "channels": "rangers", "status": "failed",
+            "attempts": 3, "last_error": f"json://127.0.0.1:8000/***: 500; {secret}",
+            "next_attempt_at": ts("2024-06-06 10:00:00"),
+            "created_at": ts("2024-06-06 09:00:00"),
+        })  # fmt: skip
+        _insert(con, "raw.runs", {
+            "run_id": "run-2", "source_uri": SOURCE_URI, "status": "running",
+            "started_at": ts("2024-06-06 09:00:00"),
+        })  # fmt: skip
+        _insert(con, "raw.media", {
+            **media_rows()[0], "media_id": sha("m10"), "file_path": "S1/C1/m10.JPG",
+            "run_id": "run-2", "ingested_at": ts("2024-06-06 09:01:00"),
+        })  # fmt: skip
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        box = con.execute(
+            "select label, label_source, is_reviewed, is_counted from marts.fct_detections"
+            " where detection_id = ?",
+            [m1_box["detection_id"]],
+        ).fetchone()
+        history = con.execute(
+            "select label_id, detection_id, site_id, label, is_latest from marts.fct_label_reviews"
+        ).fetchall()
+        alert = con.execute("select * from marts.fct_alerts").df()
+        running = con.execute(
+            "select run_id, run_status from marts.fct_pipeline_runs order by started_at desc"
+        ).fetchall()
+        fresh = con.execute(
+            "select is_stale, media_since_build, latest_ingested_at from marts.marts_freshness"
+        ).fetchone()
+    assert box == ("kudu", "review", True, True)
+    assert history == [("r1", m1_box["detection_id"], "S1", "kudu", True)]
+    assert running[0] == ("run-2", "running")
+    assert fresh == (True, 1, ts("2024-06-06 09:01:00"))
+    # the alert: shown, with every URL replaced and no column left that could carry one
+    assert len(alert) == 1 and "body" not in alert.columns and "thumbnail" not in alert.columns
+    row = alert.iloc[0]
+    assert (row["alert_status"], row["attempts"], row["targets_delivered"]) == ("failed", 3, 0)
+    assert row["title"] == "Person at site S1, see <url>"
+    assert row["last_error"] == "<url> 500; <url>"  # the URL runs to the next space
+    text = " ".join(str(v) for v in row.to_numpy())
+    assert "://" not in text and "hunter2" not in text and "s3cr3t" not in text

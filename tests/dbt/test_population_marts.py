@@ -24,6 +24,7 @@ from tests.dbt.test_build import (
 MARTS = (
     "fct_events", "fct_daily_population", "fct_camera_operation", "fct_human_activity",
     "fct_population_variance", "fct_population_trend", "dim_deployments", "dim_media",
+    "fct_detections",  # a view over an incremental table: an incremental build equals a fresh one
 )  # fmt: skip
 
 

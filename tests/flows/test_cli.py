@@ -206,7 +206,8 @@ def test_serve_keeps_polling(cli_env, camtrap_dir, tmp_path):
     copy_samples(camtrap_dir, card, GOOD[:1])
     wh = tmp_path / "w.duckdb"
     env = {**cli_env, "PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS": "2",
-           "PREFECT_RUNNER_POLL_FREQUENCY": "2"}  # fmt: skip
+           "PREFECT_RUNNER_POLL_FREQUENCY": "2",
+           "TRAPFLOW_BUILD_MARTS": "false"}  # polling is under test, not dbt  # fmt: skip
     env.pop("PREFECT_API_URL")  # `serve` starts (and stops) a Prefect server of its own
     argv = [TRAPFLOW, "serve", "--source", str(card), "--warehouse", str(wh), "--interval", "3",
             "--prefect-port", str(_free_port())]  # fmt: skip

@@ -106,3 +106,70 @@ def test_every_page_renders_in_chromium(dashboard_url: str, sample_run: dict[str
         finally:
             browser.close()
     assert time.monotonic() - t0 < 60
+
+
+@pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="apt-get install -y chromium (.ci/run)")
+def test_password_sign_in_in_chromium_viewer_gets_no_unblur(
+    sample_run: dict[str, Any], tmp_path: Path
+) -> None:
+    """Password mode in a real browser (docs/security.md): an alert link shows only the sign-in
+    form; after it the viewer lands on that image in Review, with no "Blur people" toggle."""
+    from playwright.sync_api import sync_playwright
+
+    from flows._access import add_user
+
+    add_user(tmp_path / "users", "vera", "viewer", "viewer-pass-1")
+    media_id = query(
+        sample_run["warehouse"], "select media_id from marts.dim_media where has_person limit 1"
+    )[0][0]
+    warehouse = tmp_path / "warehouse.duckdb"
+    shutil.copy2(sample_run["warehouse"], warehouse)
+    port = _free_port()
+    env = {**os.environ, "TRAPFLOW_WAREHOUSE": str(warehouse),
+           "TRAPFLOW_DASHBOARD_AUTH": "password",
+           "TRAPFLOW_DASHBOARD_USERS_FILE": str(tmp_path / "users")}  # fmt: skip
+    log = (tmp_path / "streamlit.log").open("w")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", str(REPO / "dashboard" / "streamlit_app.py"),
+         "--server.port", str(port), "--server.headless", "true", "--server.address", "127.0.0.1",
+         "--browser.gatherUsageStats", "false"],
+        cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(
+                executable_path=CHROMIUM,
+                args=["--no-sandbox", "--disable-gpu", "--no-proxy-server"],
+            )
+            page = browser.new_page()
+            deadline = time.monotonic() + 30
+            while True:  # the browser starts while streamlit does
+                try:
+                    page.goto(f"{url}/?media_id={media_id}", wait_until="domcontentloaded")
+                    break
+                except Exception:
+                    if proc.poll() is not None or time.monotonic() > deadline:
+                        pytest.fail(
+                            f"streamlit did not start: {(tmp_path / 'streamlit.log').read_text()}"
+                        )
+                    time.sleep(0.2)
+            page.get_by_label("User name").wait_for(timeout=30_000)
+            assert page.get_by_role("heading", name="Review").count() == 0
+            assert page.locator('[data-testid="stImage"]').count() == 0
+            page.get_by_label("User name").fill("vera")
+            page.get_by_role("textbox", name="Password").fill("viewer-pass-1")
+            page.get_by_role("button", name="Sign in").click()
+            page.get_by_role("heading", name="Review").wait_for(timeout=30_000)
+            page.locator('[data-testid="stImage"] img').first.wait_for(timeout=30_000)
+            assert page.get_by_text("Signed in as").first.inner_text().endswith("(viewer).")
+            assert page.get_by_text("Blur people").count() == 0
+            assert page.locator('[data-testid="stException"]').count() == 0
+            browser.close()
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
