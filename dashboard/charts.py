@@ -104,8 +104,12 @@ def events_per_site(df: pd.DataFrame) -> alt.Chart:
     )
 
 
-def deployments_map(df: pd.DataFrame) -> pdk.Deck | None:
-    """Deployments with coordinates as circles sized by events; None when none has GPS."""
+def deployments_map(df: pd.DataFrame, map_style: str | None = None) -> pdk.Deck | None:
+    """Deployments with coordinates as circles sized by events; None when none has GPS.
+
+    ``map_style``: the base map (a CARTO style name or a MapLibre style.json URL); none by
+    default, so the page works offline.
+    """
     located = df.dropna(subset=["latitude", "longitude"])
     if located.empty:
         return None
@@ -139,7 +143,13 @@ def deployments_map(df: pd.DataFrame) -> pdk.Deck | None:
         zoom=max(0.0, min(12.0, math.log2(360.0 / span) - 0.5)),
     )
     tooltip = {"text": "{site}/{camera}: {events} events\n{species}\ncoordinates: {note}"}
-    return pdk.Deck(layers=[layer], initial_view_state=view, tooltip=tooltip, map_style=None)
+    return pdk.Deck(
+        layers=[layer],
+        initial_view_state=view,
+        tooltip=tooltip,
+        map_style=map_style or None,
+        map_provider="carto" if map_style else None,
+    )
 
 
 def human_timeline(df: pd.DataFrame) -> alt.Chart:

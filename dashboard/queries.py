@@ -60,6 +60,11 @@ def privacy() -> tuple[tuple[str, ...], float]:
     return tuple(settings.sensitive_species), float(settings.sensitive_grid_km)
 
 
+def map_style() -> str | None:
+    """The Sites map's base map from the settings (none: offline, points only)."""
+    return load_settings().dashboard_map_style or None
+
+
 def _is_lock_error(exc: Exception) -> bool:
     text = str(exc).lower()
     return "lock" in text or "conflicting" in text

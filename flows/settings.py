@@ -253,6 +253,12 @@ class Settings(BaseSettings):
     dashboard_url: str = Field(
         default="http://127.0.0.1:8501", description="Base of the image links in alerts."
     )
+    dashboard_map_style: str | None = Field(
+        default=None,
+        description="Base map under the Sites map: none (offline: points only), a CARTO style "
+        "(light, dark, road: fetched from CARTO's servers by the browser) or the URL of a "
+        "MapLibre style.json, e.g. from a self-hosted tile server.",
+    )
     # Dashboard access (flows/_access.py, docs/security.md)
     dashboard_auth: Literal["none", "password", "oidc", "proxy"] = Field(
         default="none",

@@ -21,7 +21,7 @@ c.metric(
     "Sensitive, shown exact" if exact else "Generalised (sensitive species)",
     int(dep["is_sensitive" if exact else "is_generalised"].sum()),
 )
-deck = charts.deployments_map(dep)
+deck = charts.deployments_map(dep, queries.map_style())
 if deck is None:
     st.info(
         "No deployment has coordinates: add GPS to the images' EXIF or latitude/longitude to "

@@ -6,6 +6,7 @@ Pages on a real warehouse (the session's sample ingest) are in tests/flows/test_
 from __future__ import annotations
 
 import io
+import json
 from pathlib import Path
 
 import duckdb
@@ -99,6 +100,10 @@ def test_charts_are_built_from_frames():
     )  # fmt: skip
     deck = charts.deployments_map(dep)
     assert deck is not None and len(deck.layers[0].data) == 1
+    assert json.loads(deck.to_json()).get("mapStyle") is None  # offline: no base map fetched
+    styled = charts.deployments_map(dep, "https://tiles.example.org/style.json")
+    assert styled is not None
+    assert json.loads(styled.to_json())["mapStyle"] == "https://tiles.example.org/style.json"
     assert charts.deployments_map(dep.iloc[1:]) is None
 
 
