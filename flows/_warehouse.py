@@ -7,6 +7,7 @@ short-lived and opening one retries with backoff while another process holds the
 from __future__ import annotations
 
 import os
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -31,7 +32,26 @@ class WarehouseBusyError(RuntimeError):
 def connect(
     path: Path, *, read_only: bool = False, wait_s: float | None = None
 ) -> Iterator[duckdb.DuckDBPyConnection]:
-    """A connection that is closed on exit; waits while another process holds the lock."""
+    """A connection that is closed on exit; waits while another process holds the lock.
+
+    One connection to the file at a time per process (threads take turns): DuckDB shares one
+    database instance between a process's connections to a file, and opening one while
+    another thread closes the last (or registers Arrow tables on it) races inside DuckDB
+    ("Table Function with name python_arrow_scan does not exist").
+    """
+    with _IN_PROCESS, _connect(path, read_only=read_only, wait_s=wait_s) as con:
+        yield con
+
+
+#: Held while this process has a connection open (see :func:`connect`); re-entrant, so a
+#: thread may nest connections.
+_IN_PROCESS = threading.RLock()
+
+
+@contextmanager
+def _connect(
+    path: Path, *, read_only: bool = False, wait_s: float | None = None
+) -> Iterator[duckdb.DuckDBPyConnection]:
     if not read_only:
         path.parent.mkdir(parents=True, exist_ok=True)
     wait_s = LOCK_WAIT_S if wait_s is None else wait_s
