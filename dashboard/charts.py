@@ -166,17 +166,23 @@ def human_timeline(df: pd.DataFrame) -> alt.Chart:
     )
 
 
-def queue_by_label(df: pd.DataFrame) -> alt.Chart:
-    counts = df.groupby("labels", as_index=False)["media_id"].count()
+def _count_bars(df: pd.DataFrame, by: str, counted: str, x_title: str) -> alt.Chart:
+    """Horizontal bars: rows of ``df`` per ``by`` (counting ``counted``), largest first."""
+    counts = df.groupby(by, as_index=False)[counted].count()
     return (
         alt.Chart(counts)
         .mark_bar()
         .encode(
-            x=alt.X("media_id:Q", title="images in the queue"),
-            y=alt.Y("labels:N", title="labels", sort="-x"),
-            tooltip=["labels:N", "media_id:Q"],
+            x=alt.X(f"{counted}:Q", title=x_title),
+            y=alt.Y(f"{by}:N", title=by, sort="-x"),
+            tooltip=[f"{by}:N", f"{counted}:Q"],
         )
-        .properties(height=alt.Step(18))
+    )
+
+
+def queue_by_label(df: pd.DataFrame) -> alt.Chart:
+    return _count_bars(df, "labels", "media_id", "images in the queue").properties(
+        height=alt.Step(18)
     )
 
 
@@ -194,13 +200,4 @@ def throughput(df: pd.DataFrame) -> alt.Chart:
 
 
 def quarantine_reasons(df: pd.DataFrame) -> alt.Chart:
-    counts = df.groupby("reason", as_index=False)["file_path"].count()
-    return (
-        alt.Chart(counts)
-        .mark_bar()
-        .encode(
-            x=alt.X("file_path:Q", title="files"),
-            y=alt.Y("reason:N", title="reason", sort="-x"),
-            tooltip=["reason:N", "file_path:Q"],
-        )
-    )
+    return _count_bars(df, "reason", "file_path", "files")

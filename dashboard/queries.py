@@ -16,7 +16,6 @@ while a flow run or ``dbt build`` wants it; when a writer holds it, a read retri
 from __future__ import annotations
 
 import os
-import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -29,6 +28,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import images
+from flows import _warehouse
 from flows._privacy import generalise, is_sensitive
 from flows.settings import load_settings
 
@@ -66,12 +66,6 @@ def map_style() -> str | None:
     return load_settings().dashboard_map_style or None
 
 
-#: One connection at a time in the dashboard process: Streamlit serves each browser session on
-#: its own thread, and threads opening and closing connections to one file at once race inside
-#: DuckDB (see bench/connection_race.py).
-_CONNECT = threading.Lock()
-
-
 def _is_lock_error(exc: Exception) -> bool:
     text = str(exc).lower()
     return "lock" in text or "conflicting" in text
@@ -99,7 +93,7 @@ def _read_all(warehouse: str, statements: list[tuple[str, list[Any]]]) -> list[p
             # no replacement scans: a missing marts.x must be a CatalogException, not a read
             # of this module's Python object named x
             with (
-                _CONNECT,
+                _warehouse.CONNECTION_LOCK,  # sessions are threads: one connection at a time
                 duckdb.connect(
                     str(path), read_only=True, config={"python_enable_replacements": False}
                 ) as con,
@@ -454,7 +448,7 @@ def write_review(
     delay = 0.1
     while True:
         try:
-            with _CONNECT, duckdb.connect(warehouse) as con:
+            with _warehouse.CONNECTION_LOCK, duckdb.connect(warehouse) as con:
                 con.execute(
                     "insert into review.labels (label_id, media_id, detection_id, category, "
                     "label, is_false_positive, count, reviewer, reviewed_at, note) "

@@ -39,13 +39,13 @@ def connect(
     another thread closes the last (or registers Arrow tables on it) races inside DuckDB
     ("Table Function with name python_arrow_scan does not exist").
     """
-    with _IN_PROCESS, _connect(path, read_only=read_only, wait_s=wait_s) as con:
+    with CONNECTION_LOCK, _connect(path, read_only=read_only, wait_s=wait_s) as con:
         yield con
 
 
-#: Held while this process has a connection open (see :func:`connect`); re-entrant, so a
-#: thread may nest connections.
-_IN_PROCESS = threading.RLock()
+#: Held while this process has a connection open (see :func:`connect`; the dashboard's
+#: read-only connections take it too); re-entrant, so a thread may nest connections.
+CONNECTION_LOCK = threading.RLock()
 
 
 @contextmanager

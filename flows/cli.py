@@ -59,6 +59,9 @@ LakeOpt = Annotated[
     str | None,
     typer.Option("--lake", help="Scale-out: write raw rows as Parquet here (env TRAPFLOW_LAKE)."),
 ]
+SitesOpt = Annotated[
+    list[str] | None, typer.Option("--site", help="Only these sites (repeatable).")
+]
 LayoutOpt = Annotated[
     str | None,
     typer.Option("--layout", help="Folder pattern for site/camera, e.g. '{site}/{camera}/...'."),
@@ -651,9 +654,7 @@ def alerts_deliver(warehouse: WarehouseOpt = None) -> None:
 def export_mdjson(
     out: Annotated[Path, typer.Option("--out", "-o", help="The .json file to write.")],
     warehouse: WarehouseOpt = None,
-    site: Annotated[
-        list[str] | None, typer.Option("--site", help="Only these sites (repeatable).")
-    ] = None,
+    site: SitesOpt = None,
     detector: Annotated[
         str | None,
         typer.Option(help="Export every category from this model (e.g. an imported run)."),
@@ -765,9 +766,7 @@ def export_csv(
 def export_images(
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the copies.")],
     warehouse: WarehouseOpt = None,
-    site: Annotated[
-        list[str] | None, typer.Option("--site", help="Only these sites (repeatable).")
-    ] = None,
+    site: SitesOpt = None,
     species: Annotated[
         list[str] | None,
         typer.Option("--species", help="Only images with this label counted (repeatable)."),

@@ -285,9 +285,7 @@ class Settings(BaseSettings):
     @field_validator("ranger_channels", mode="before")
     @classmethod
     def _split_channels(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            value = value.split(",")
-        return tuple(str(v).strip().lower() for v in value if str(v).strip())
+        return tuple(v.lower() for v in _listed(value))
 
     @field_validator("extensions", mode="before")
     @classmethod

@@ -146,7 +146,31 @@ def _check_labels(model: str, session: Any, output: str, labels: Sequence[str]) 
         raise ValueError(f"{model}: no labels (labels or labels_file in its entry)")
 
 
-class OnnxCropClassifier:
+class _CropClassifierBase:
+    """What both classifiers share: the id, and classify = preprocess -> predict -> top-k."""
+
+    spec: ModelSpec
+    labels: tuple[str, ...]
+
+    @property
+    def model_id(self) -> str:
+        return self.spec.model_id
+
+    def preprocess(self, img: Image.Image, boxes: Sequence[BBox]) -> FloatArray:
+        raise NotImplementedError
+
+    def predict(self, batch: FloatArray) -> FloatArray:
+        raise NotImplementedError
+
+    def classify(
+        self, img: Image.Image, boxes: Sequence[BBox], top_k: int = 3
+    ) -> list[list[Prediction]]:
+        if not boxes:
+            return []
+        return postprocess(self.predict(self.preprocess(img, boxes)), self.labels, top_k)
+
+
+class OnnxCropClassifier(_CropClassifierBase):
     """A crop classifier ONNX (logits or probabilities over ``labels``)."""
 
     def __init__(self, spec: ModelSpec, session: Any, labels: Sequence[str]) -> None:
@@ -159,10 +183,6 @@ class OnnxCropClassifier:
         self._out = _io_name(spec.output.name, session.get_outputs(), spec.name, "output")
         _check_labels(spec.name, session, self._out, self.labels)
 
-    @property
-    def model_id(self) -> str:
-        return self.spec.model_id
-
     def preprocess(self, img: Image.Image, boxes: Sequence[BBox]) -> FloatArray:
         return crop_batch(img, boxes, self.spec.input)
 
@@ -171,15 +191,8 @@ class OnnxCropClassifier:
         out = _run(self.session, self._out, self._in, batch)
         return softmax(out) if self.spec.output.decoder == "softmax" else out
 
-    def classify(
-        self, img: Image.Image, boxes: Sequence[BBox], top_k: int = 3
-    ) -> list[list[Prediction]]:
-        if not boxes:
-            return []
-        return postprocess(self.predict(self.preprocess(img, boxes)), self.labels, top_k)
 
-
-class EmbeddingHeadClassifier:
+class EmbeddingHeadClassifier(_CropClassifierBase):
     """Embedder (L2-normalised 1280-d) + head ONNX (``embedding`` -> ``probabilities``)."""
 
     def __init__(
@@ -205,10 +218,6 @@ class EmbeddingHeadClassifier:
         self._head_out = _io_name(spec.output.name, head_session.get_outputs(), spec.name, "output")
         _check_labels(spec.name, head_session, self._head_out, self.labels)
 
-    @property
-    def model_id(self) -> str:
-        return self.spec.model_id
-
     def preprocess(self, img: Image.Image, boxes: Sequence[BBox]) -> FloatArray:
         return crop_batch(img, boxes, self.embedder_spec.input)
 
@@ -222,13 +231,6 @@ class EmbeddingHeadClassifier:
     def predict(self, batch: FloatArray) -> FloatArray:
         """Probabilities ``[N, C]`` from the head."""
         return _run(self.head, self._head_out, self._head_in, self.embed(batch))
-
-    def classify(
-        self, img: Image.Image, boxes: Sequence[BBox], top_k: int = 3
-    ) -> list[list[Prediction]]:
-        if not boxes:
-            return []
-        return postprocess(self.predict(self.preprocess(img, boxes)), self.labels, top_k)
 
 
 def postprocess(probs: FloatArray, labels: Sequence[str], k: int) -> list[list[Prediction]]:

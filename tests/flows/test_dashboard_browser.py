@@ -14,6 +14,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -35,12 +36,13 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.fixture()
-def dashboard_url(sample_run: dict[str, Any], tmp_path: Path) -> Iterator[str]:
+@contextmanager
+def _streamlit(sample_warehouse: Path, tmp_path: Path, **env_extra: str) -> Iterator[str]:
+    """``streamlit run`` on a copy of the sample warehouse; its URL once it answers."""
     warehouse = tmp_path / "warehouse.duckdb"
-    shutil.copy2(sample_run["warehouse"], warehouse)
+    shutil.copy2(sample_warehouse, warehouse)
     port = _free_port()
-    env = {**os.environ, "TRAPFLOW_WAREHOUSE": str(warehouse)}
+    env = {**os.environ, "TRAPFLOW_WAREHOUSE": str(warehouse), **env_extra}
     log = (tmp_path / "streamlit.log").open("w")
     proc = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", str(REPO / "dashboard" / "streamlit_app.py"),
@@ -70,6 +72,12 @@ def dashboard_url(sample_run: dict[str, Any], tmp_path: Path) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             proc.kill()
         log.close()
+
+
+@pytest.fixture()
+def dashboard_url(sample_run: dict[str, Any], tmp_path: Path) -> Iterator[str]:
+    with _streamlit(sample_run["warehouse"], tmp_path) as url:
+        yield url
 
 
 @pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="apt-get install -y chromium (.ci/run)")
@@ -122,54 +130,26 @@ def test_password_sign_in_in_chromium_viewer_gets_no_unblur(
     media_id = query(
         sample_run["warehouse"], "select media_id from marts.dim_media where has_person limit 1"
     )[0][0]
-    warehouse = tmp_path / "warehouse.duckdb"
-    shutil.copy2(sample_run["warehouse"], warehouse)
-    port = _free_port()
-    env = {**os.environ, "TRAPFLOW_WAREHOUSE": str(warehouse),
-           "TRAPFLOW_DASHBOARD_AUTH": "password",
-           "TRAPFLOW_DASHBOARD_USERS_FILE": str(tmp_path / "users")}  # fmt: skip
-    log = (tmp_path / "streamlit.log").open("w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(REPO / "dashboard" / "streamlit_app.py"),
-         "--server.port", str(port), "--server.headless", "true", "--server.address", "127.0.0.1",
-         "--browser.gatherUsageStats", "false"],
-        cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    try:
-        with sync_playwright() as pw:
-            browser = pw.chromium.launch(
-                executable_path=CHROMIUM,
-                args=["--no-sandbox", "--disable-gpu", "--no-proxy-server"],
-            )
-            page = browser.new_page()
-            deadline = time.monotonic() + 30
-            while True:  # the browser starts while streamlit does
-                try:
-                    page.goto(f"{url}/?media_id={media_id}", wait_until="domcontentloaded")
-                    break
-                except Exception:
-                    if proc.poll() is not None or time.monotonic() > deadline:
-                        pytest.fail(
-                            f"streamlit did not start: {(tmp_path / 'streamlit.log').read_text()}"
-                        )
-                    time.sleep(0.2)
-            page.get_by_label("User name").wait_for(timeout=30_000)
-            assert page.get_by_role("heading", name="Review").count() == 0
-            assert page.locator('[data-testid="stImage"]').count() == 0
-            page.get_by_label("User name").fill("vera")
-            page.get_by_role("textbox", name="Password").fill("viewer-pass-1")
-            page.get_by_role("button", name="Sign in").click()
-            page.get_by_role("heading", name="Review").wait_for(timeout=30_000)
-            page.locator('[data-testid="stImage"] img').first.wait_for(timeout=30_000)
-            assert page.get_by_text("Signed in as").first.inner_text().endswith("(viewer).")
-            assert page.get_by_text("Blur people").count() == 0
-            assert page.locator('[data-testid="stException"]').count() == 0
-            browser.close()
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
+    users = str(tmp_path / "users")
+    with (
+        _streamlit(sample_run["warehouse"], tmp_path, TRAPFLOW_DASHBOARD_AUTH="password",
+                   TRAPFLOW_DASHBOARD_USERS_FILE=users) as url,
+        sync_playwright() as pw,
+    ):  # fmt: skip
+        browser = pw.chromium.launch(
+            executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu", "--no-proxy-server"]
+        )
+        page = browser.new_page()
+        page.goto(f"{url}/?media_id={media_id}", wait_until="domcontentloaded")
+        page.get_by_label("User name").wait_for(timeout=30_000)
+        assert page.get_by_role("heading", name="Review").count() == 0
+        assert page.locator('[data-testid="stImage"]').count() == 0
+        page.get_by_label("User name").fill("vera")
+        page.get_by_role("textbox", name="Password").fill("viewer-pass-1")
+        page.get_by_role("button", name="Sign in").click()
+        page.get_by_role("heading", name="Review").wait_for(timeout=30_000)
+        page.locator('[data-testid="stImage"] img').first.wait_for(timeout=30_000)
+        assert page.get_by_text("Signed in as").first.inner_text().endswith("(viewer).")
+        assert page.get_by_text("Blur people").count() == 0
+        assert page.locator('[data-testid="stException"]').count() == 0
+        browser.close()

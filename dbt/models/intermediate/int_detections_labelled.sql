@@ -60,23 +60,13 @@ flags as (
 ),
 
 detection_reviews as (
-    select * from reviews
-    where not is_image_label
-    qualify row_number() over (
-        partition by detection_id order by reviewed_at desc, label_id desc
-    ) = 1
+    {{ latest_reviews('reviews', 'box') }}
 ),
 
 image_verdicts as (
     {#- the latest image-level row decides whether the whole image is a false positive -#}
-    select
-        media_id,
-        is_false_positive
-    from reviews
-    where is_image_label
-    qualify row_number() over (
-        partition by media_id order by reviewed_at desc, label_id desc
-    ) = 1
+    select media_id, is_false_positive
+    from ({{ latest_reviews('reviews', 'image') }})
 ),
 
 person_cue_latest_versions as (

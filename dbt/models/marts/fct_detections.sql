@@ -21,22 +21,12 @@ reviews as (
 ),
 
 box_reviews as (
-    select * from reviews
-    where not is_image_label
-    qualify row_number() over (
-        partition by detection_id order by reviewed_at desc, label_id desc
-    ) = 1
+    {{ latest_reviews('reviews', 'box') }}
 ),
 
 image_verdicts as (
-    select
-        media_id,
-        is_false_positive
-    from reviews
-    where is_image_label
-    qualify row_number() over (
-        partition by media_id order by reviewed_at desc, label_id desc
-    ) = 1
+    select media_id, is_false_positive
+    from ({{ latest_reviews('reviews', 'image') }})
 ),
 
 repeat_flags as (
