@@ -4,20 +4,26 @@
 
 prints ONE JSON line:
 
-* ``raw_ips``: images/s of a bare loop of ``session.run`` over tensors decoded and
-  preprocessed beforehand, for every model of the configured pipeline (each detector on every
-  image, the person cue and the species stage on the crops the pipeline classifies, and the
-  info-bar OCR models on the photos without an EXIF time: their runs are recorded once and
-  replayed with the same inputs);
+* ``raw_ips``: images/s of bare ``session.run`` loops over tensors decoded and preprocessed
+  beforehand, for every model of the configured pipeline (each detector on every image, the
+  person cue and the species stage on the crops the pipeline classifies, and the info-bar OCR
+  models on the photos without an EXIF time: their runs are recorded once and replayed with
+  the same inputs), on the same sessions and with as many loops side by side as the pipeline
+  has inference threads (``inference_workers``), each loop taking every n-th call;
 * ``pipeline_ips``: images/s of the real ingest path, ``flows._process`` called directly (no
   Prefect): list, read + hash, EXIF, decode, detect, classify, load into a fresh DuckDB, mark
   repeat detections;
 * ``ratio`` = pipeline_ips / raw_ips, and ``profile``: seconds per stage (the pipeline's own
-  counters, plus a single-threaded pass timing read/hash, EXIF and decode on their own).
+  counters, summed over its threads, plus a single-threaded pass timing read/hash, EXIF and
+  decode on their own); ``cpu_s`` and ``page_faults``: what each of the two runs cost the
+  process (all threads), less noisy than wall time on a shared machine;
+* ``one_loop_ips``: the classic baseline, one bare loop over sessions with one onnxruntime
+  thread per core (``inference_workers = 1``), and ``ratio_one_loop`` = pipeline_ips /
+  one_loop_ips: what the layout of inference threads gains over it.
 
 Still images only (video clips in the folder are counted in ``videos_skipped``: a clip is
-many frames, so images/s would mean something else). Raw and pipeline take turns batch by
-batch (``batch_size`` files each), so a busy machine slows both alike.
+many frames, so images/s would mean something else). The three runs take turns ``--repeat``
+times and the median pair (by ``ratio``) is reported, so a busy machine slows all alike.
 
 Models and settings come from the usual configuration (trapflow.toml, TRAPFLOW_*).
 """
@@ -29,10 +35,12 @@ import contextlib
 import hashlib
 import json
 import os
+import resource
 import sys
 import tempfile
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -159,13 +167,28 @@ def _raw_inputs(ctx: Any, images: list[tuple[Any, bool]], batch: int) -> list[tu
     return calls
 
 
-def _raw_loop(calls: list[tuple[Any, ...]]) -> float:
-    t0 = time.perf_counter()
+def _usage() -> tuple[float, int]:
+    """CPU seconds (user + system, every thread) and minor page faults of this process."""
+    use = resource.getrusage(resource.RUSAGE_SELF)
+    return use.ru_utime + use.ru_stime, use.ru_minflt
+
+
+def _run_calls(calls: list[tuple[Any, ...]]) -> None:
     for session, outputs, feeds in calls:
         if outputs is _PREDICT:  # a species classifier: its predict() is the bare embedder + head
             session.predict(feeds)
         else:
             session.run(outputs, feeds)
+
+
+def _raw_loop(calls: list[tuple[Any, ...]], loops: int = 1) -> float:
+    """Seconds for ``loops`` threads side by side, each running every ``loops``-th call."""
+    t0 = time.perf_counter()
+    if loops <= 1:
+        _run_calls(calls)
+    else:
+        with ThreadPoolExecutor(max_workers=loops) as pool:
+            list(pool.map(_run_calls, [calls[i::loops] for i in range(loops)]))
     return time.perf_counter() - t0
 
 
@@ -202,19 +225,30 @@ def main(argv: list[str] | None = None) -> int:
         groups, decode_profile = _decode_all(
             args.images.resolve(), [[f.path for f in b] for b in batches], ctx.ensemble.draft_size
         )
-        calls = [_raw_inputs(ctx, images, args.batch) for images in groups]
-        flat = [c for group in calls for c in group]
+        flat = [c for images in groups for c in _raw_inputs(ctx, images, args.batch)]
         _raw_loop(flat[: min(len(flat), 6)])  # warm-up: first runs allocate
+        # the classic baseline: one loop, sessions with one onnxruntime thread per core
+        one = batch_context(
+            settings.model_copy(update={"inference_workers": 1, "intra_op_threads": 0}),
+            model_dir, source, run_id,
+        )  # fmt: skip
+        one_flat = [c for images in groups for c in _raw_inputs(one, images, args.batch)]
+        _raw_loop(one_flat[: min(len(one_flat), 6)])
+        workers = ctx.inference_workers
 
-        # Raw and pipeline take turns (--repeat pairs), so both see the same machine; the
-        # pipeline starts each time from an empty warehouse.
+        # The runs take turns (--repeat times), so all see the same machine; the pipeline
+        # starts each time from an empty warehouse.
         pairs: list[tuple[float, float, BatchStats, dict[str, float]]] = []
         for number in range(args.repeat):
-            raw_s = _raw_loop(flat)
+            use0 = _usage()
+            raw_s = _raw_loop(flat, workers)
+            use1 = _usage()
+            one_s = _raw_loop(one_flat)
             warehouse = Path(tmp) / f"bench-{number}.duckdb"
             ctx = replace(ctx, warehouse=warehouse, run_id=uuid.uuid4().hex)
             with _warehouse.connect(warehouse) as con:
                 _warehouse.ensure_schema(con)
+            use2 = _usage()
             t0 = time.perf_counter()
             list_source(source, settings.extensions)
             list_s = time.perf_counter() - t0
@@ -225,7 +259,13 @@ def main(argv: list[str] | None = None) -> int:
             flag_repeats(warehouse, ctx.run_id, params)
             rde_s = time.perf_counter() - t_rde
             pipeline_s = time.perf_counter() - t0
-            pairs.append((raw_s, pipeline_s, stats, {"list_s": list_s, "repeats_s": rde_s}))
+            use3 = _usage()
+            extra = {
+                "list_s": list_s, "repeats_s": rde_s, "one_loop_s": one_s,
+                "raw_cpu_s": use1[0] - use0[0], "pipeline_cpu_s": use3[0] - use2[0],
+                "raw_faults": use1[1] - use0[1], "pipeline_faults": use3[1] - use2[1],
+            }  # fmt: skip
+            pairs.append((raw_s, pipeline_s, stats, extra))
 
     n_raw = sum(len(g) for g in groups)
     ratios = [(stats.images / p_s) / (n_raw / r_s) for r_s, p_s, stats, _ in pairs]
@@ -234,6 +274,7 @@ def main(argv: list[str] | None = None) -> int:
     list_s, rde_s = extra["list_s"], extra["repeats_s"]
     raw_ips = n_raw / raw_s if raw_s else 0.0
     pipeline_ips = stats.images / pipeline_s if pipeline_s else 0.0
+    one_loop_ips = n_raw / extra["one_loop_s"] if extra["one_loop_s"] else 0.0
     result = {
         "images": stats.images,
         "raw_images": n_raw,
@@ -243,13 +284,19 @@ def main(argv: list[str] | None = None) -> int:
         "pipeline_ips": round(pipeline_ips, 3),
         "ratio": round(pipeline_ips / raw_ips, 3) if raw_ips else None,
         "ratios": [round(r, 3) for r in ratios],  # every pair; the figures above: the median
+        "one_loop_ips": round(one_loop_ips, 3),
+        "ratio_one_loop": round(pipeline_ips / one_loop_ips, 3) if one_loop_ips else None,
         "raw_s": round(raw_s, 3),
         "pipeline_s": round(pipeline_s, 3),
+        # CPU seconds (all threads) and minor page faults of the median pair's two runs
+        "cpu_s": {k: round(extra[f"{k}_cpu_s"], 2) for k in ("raw", "pipeline")},
+        "page_faults": {k: int(extra[f"{k}_faults"]) for k in ("raw", "pipeline")},
         "models": list(ctx.ensemble.model_ids)
         + ([ctx.classifier.model_id] if ctx.classifier else [])
         + ([ctx.info_bar.model_id] if ctx.info_bar else []),
         "providers": default_providers(),
         "cores": os.cpu_count(),
+        "inference_workers": workers,
         "batch": args.batch,
         "profile": {
             "list_s": round(list_s, 3),

@@ -135,8 +135,17 @@ class Settings(BaseSettings):
     inference_floor: float = Field(
         default=0.05, ge=0.0, le=1.0, description="Boxes below this are not stored."
     )
+    inference_workers: int = Field(
+        default=0,
+        ge=0,
+        description="Model calls running at once in one process (0: auto, 2 on up to 7 "
+        "cores, cores / 4 above).",
+    )
     intra_op_threads: int = Field(
-        default=0, ge=0, description="onnxruntime threads per session (0: one per core)."
+        default=0,
+        ge=0,
+        description="onnxruntime threads per session (0: the cores shared out between the "
+        "inference_workers).",
     )
     batch_size: int = Field(default=32, ge=1, description="Images per task and per transaction.")
     general_categories: tuple[str, ...] = Field(

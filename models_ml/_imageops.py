@@ -1,4 +1,4 @@
-"""Opening, decoding and letterboxing photos for the detectors (Pillow + numpy only).
+"""Opening, decoding and letterboxing photos for the detectors (Pillow, OpenCV, numpy).
 
 Every way a file can fail to be a usable photo ends in :class:`ImageRejected` with a short
 ``reason`` code, so a batch can record the failure as data and go on with the next file.
@@ -11,9 +11,14 @@ import io
 import math
 import string
 
+import cv2
 import numpy as np
 import numpy.typing as npt
 from PIL import Image, ImageOps, UnidentifiedImageError
+
+# Callers decode and letterbox several photos side by side; OpenCV's own thread pool would
+# only compete with them (and with onnxruntime) for the same cores.
+cv2.setNumThreads(1)
 
 #: Formats we decode. Anything else Pillow recognises (EPS, PSD, PDF, ...) is refused:
 #: some of those plugins call external programs, and none of them are camera-trap photos.
@@ -306,7 +311,7 @@ def load_rgb(
 
 
 def letterbox(
-    img: Image.Image,
+    img: Image.Image | npt.NDArray[np.uint8],
     size: tuple[int, int],
     pad_value: int,
     placement: str = "top-left",
@@ -323,30 +328,75 @@ def letterbox(
 
 
 def letterbox_offset(
-    img: Image.Image,
+    img: Image.Image | npt.NDArray[np.uint8],
     size: tuple[int, int],
     pad_value: int,
     placement: str = "top-left",
 ) -> tuple[npt.NDArray[np.uint8], float, tuple[int, int]]:
     """:func:`letterbox` with ``placement`` "top-left" (YOLOX) or "center" (YOLOv5/MegaDetector).
 
-    Also returns the (left, top) padding in input pixels: input px = original px * r + pad.
+    ``img`` is an RGB image or its ``[H, W, 3]`` uint8 array (convert once when several models
+    letterbox the same photo). The resize is OpenCV's bilinear (``INTER_LINEAR``), the one
+    YOLOX and YOLOv5 (MegaDetector) were trained with. Also returns the (left, top) padding in
+    input pixels: input px = original px * r + pad.
     """
+    pixels, (new_w, new_h), ratio, (left, top) = _letterbox_geometry(img, size, placement)
+    target_w, target_h = size
+    canvas = np.full((target_h, target_w, 3), pad_value, dtype=np.uint8)
+    canvas[top : top + new_h, left : left + new_w] = _resized(pixels, new_w, new_h)
+    return canvas, ratio, (left, top)
+
+
+def letterbox_planes(
+    img: Image.Image | npt.NDArray[np.uint8],
+    size: tuple[int, int],
+    pad_value: int,
+    placement: str = "top-left",
+    channels: str = "RGB",
+) -> tuple[npt.NDArray[np.float32], float, tuple[int, int]]:
+    """:func:`letterbox_offset` straight to a model input: float32 ``[3, H, W]`` (0-255) in
+    ``channels`` order, one plane at a time (no HWC canvas, no strided transpose)."""
+    pixels, (new_w, new_h), ratio, (left, top) = _letterbox_geometry(img, size, placement)
+    target_w, target_h = size
+    out = np.empty((3, target_h, target_w), dtype=np.float32)
+    out[:, :top, :] = pad_value
+    out[:, top + new_h :, :] = pad_value
+    out[:, top : top + new_h, :left] = pad_value
+    out[:, top : top + new_h, left + new_w :] = pad_value
+    planes = cv2.split(_resized(pixels, new_w, new_h))
+    if channels == "BGR":
+        planes = planes[::-1]
+    for plane, value in zip(out, planes, strict=True):
+        plane[top : top + new_h, left : left + new_w] = value
+    return out, ratio, (left, top)
+
+
+def _resized(pixels: npt.NDArray[np.uint8], width: int, height: int) -> npt.NDArray[np.uint8]:
+    if pixels.shape[1::-1] == (width, height):
+        return pixels
+    return np.asarray(cv2.resize(pixels, (width, height), interpolation=cv2.INTER_LINEAR))
+
+
+def _letterbox_geometry(
+    img: Image.Image | npt.NDArray[np.uint8], size: tuple[int, int], placement: str
+) -> tuple[npt.NDArray[np.uint8], tuple[int, int], float, tuple[int, int]]:
+    """The pixels, the resized (width, height), the ratio and the (left, top) padding."""
     if placement not in ("top-left", "center"):
         raise ValueError(f"unsupported letterbox placement {placement!r}; 'top-left' or 'center'")
-    if img.mode != "RGB":
-        raise ValueError(f"letterbox expects an RGB image, got mode {img.mode!r}")
+    if isinstance(img, Image.Image):
+        if img.mode != "RGB":
+            raise ValueError(f"letterbox expects an RGB image, got mode {img.mode!r}")
+        pixels = np.asarray(img, dtype=np.uint8)
+    else:
+        pixels = img
+    if pixels.ndim != 3 or pixels.shape[2] != 3:
+        raise ValueError(f"letterbox expects RGB pixels [H, W, 3], got shape {pixels.shape}")
     target_w, target_h = size
-    w, h = img.size
+    h, w = pixels.shape[:2]
     ratio = min(target_w / w, target_h / h)
     new_w = min(target_w, max(1, round(w * ratio)))
     new_h = min(target_h, max(1, round(h * ratio)))
-    resized = (
-        img if (new_w, new_h) == (w, h) else img.resize((new_w, new_h), Image.Resampling.BILINEAR)
-    )
     left, top = (0, 0)
     if placement == "center":
         left, top = (target_w - new_w) // 2, (target_h - new_h) // 2
-    canvas = np.full((target_h, target_w, 3), pad_value, dtype=np.uint8)
-    canvas[top : top + new_h, left : left + new_w] = np.asarray(resized, dtype=np.uint8)
-    return canvas, ratio, (left, top)
+    return pixels, (new_w, new_h), ratio, (left, top)

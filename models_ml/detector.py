@@ -28,7 +28,7 @@ import numpy.typing as npt
 from PIL import Image
 
 from ._boxes import batched_nms, cxcywh_to_xyxy, to_normalised_xywh
-from ._imageops import letterbox_offset
+from ._imageops import letterbox_planes
 from ._types import CATEGORY_IDS, BBox, Detection, PreprocessedImage
 from .registry import ModelSpec
 from .session import create_session
@@ -65,22 +65,39 @@ def _grid(width: int, height: int, strides: tuple[int, ...]) -> tuple[FloatArray
 
 
 def decode_yolox_raw(
-    raw: FloatArray, width: int, height: int, strides: Sequence[int]
+    raw: FloatArray,
+    width: int,
+    height: int,
+    strides: Sequence[int],
+    anchors: npt.NDArray[np.intp] | None = None,
 ) -> FloatArray:
     """Decode the box columns of a raw YOLOX head ``[A, 5 + C]`` (``raw`` is not modified).
 
     Returns a copy with cx, cy, w, h in input pixels; the score columns are unchanged.
+    ``anchors``: ``raw`` holds only these rows of the head (their anchor indices).
     """
     grid, stride = _grid(width, height, tuple(strides))
-    if raw.shape[0] != grid.shape[0]:
-        raise ValueError(
-            f"raw head has {raw.shape[0]} anchors but a {width}x{height} input with strides "
-            f"{tuple(strides)} gives {grid.shape[0]}"
-        )
+    if anchors is None:
+        _check_anchor_count(raw.shape[0], width, height, strides)
+    else:
+        if anchors.size and (anchors.min() < 0 or anchors.max() >= grid.shape[0]):
+            raise ValueError(f"anchor index out of range for {grid.shape[0]} anchors")
+        if raw.shape[0] != anchors.shape[0]:
+            raise ValueError(f"{raw.shape[0]} rows but {anchors.shape[0]} anchor indices")
+        grid, stride = grid[anchors], stride[anchors]
     out = np.array(raw, dtype=np.float32, copy=True)
     out[:, 0:2] = (out[:, 0:2] + grid) * stride
     out[:, 2:4] = np.exp(np.minimum(out[:, 2:4], _MAX_LOG_WH)) * stride
     return out
+
+
+def _check_anchor_count(rows: int, width: int, height: int, strides: Sequence[int]) -> None:
+    expected = _grid(width, height, tuple(strides))[0].shape[0]
+    if rows != expected:
+        raise ValueError(
+            f"raw head has {rows} anchors but a {width}x{height} input with strides "
+            f"{tuple(strides)} gives {expected}"
+        )
 
 
 class YoloxDetector:
@@ -192,22 +209,21 @@ class YoloxDetector:
         return self.spec.input.size
 
     # ----------------------------------------------------------------- the three verbs
-    def preprocess(self, img: Image.Image) -> PreprocessedImage:
-        """Letterbox an RGB image to the model input: float32 ``[3, H, W]``, 0-255 or 0-1."""
+    def preprocess(self, img: Image.Image | npt.NDArray[np.uint8]) -> PreprocessedImage:
+        """Letterbox an RGB image (or its ``[H, W, 3]`` uint8 pixels) to the model input:
+        float32 ``[3, H, W]``, 0-255 or 0-1."""
         inp = self.spec.input
-        canvas, ratio, (pad_x, pad_y) = letterbox_offset(
-            img, inp.size, inp.pad_value, inp.placement
+        arr, ratio, (pad_x, pad_y) = letterbox_planes(
+            img, inp.size, inp.pad_value, inp.placement, inp.channels
         )
-        if inp.channels == "BGR":
-            canvas = canvas[:, :, ::-1]
-        arr = np.ascontiguousarray(canvas.transpose(2, 0, 1), dtype=np.float32)
         if inp.scale == "0-1":
             arr *= np.float32(1 / 255)
+        height, width = (img.height, img.width) if isinstance(img, Image.Image) else img.shape[:2]
         return PreprocessedImage(
             arr=arr,
             ratio=ratio,
-            orig_width=img.width,
-            orig_height=img.height,
+            orig_width=width,
+            orig_height=height,
             pad_x=pad_x,
             pad_y=pad_y,
         )
@@ -217,7 +233,8 @@ class YoloxDetector:
         step = self.max_batch if self.spec.input.dynamic_batch else 1
         results: list[FloatArray] = []
         for start in range(0, len(batch), step):
-            x = np.stack([p.arr for p in batch[start : start + step]])
+            chunk = batch[start : start + step]
+            x = chunk[0].arr[np.newaxis] if len(chunk) == 1 else np.stack([p.arr for p in chunk])
             (out,) = self.session.run([self._output_name], {self._input_name: x})
             results.extend(np.asarray(out, dtype=np.float32))
         return results
@@ -228,7 +245,8 @@ class YoloxDetector:
         """Decode, score, NMS and normalise one image's raw output into detections.
 
         Every box with score >= ``conf_floor`` in a mapped class survives (thresholds are
-        applied downstream), highest first, at most ``max_detections``.
+        applied downstream), highest first, at most ``max_detections``. Class scores are
+        probabilities (<= 1), so rows whose objectness is below the floor are skipped first.
         """
         raw = np.asarray(raw, dtype=np.float32)
         if raw.ndim == 3 and raw.shape[0] == 1:
@@ -245,7 +263,12 @@ class YoloxDetector:
             )
         if self.spec.output.decoder == "yolox_raw":
             _, height, width = pre.arr.shape
-            raw = decode_yolox_raw(raw, width, height, self.spec.output.strides)
+            _check_anchor_count(raw.shape[0], width, height, self.spec.output.strides)
+        # score = objectness x class probability <= objectness: most rows go before the argmax
+        anchors = np.flatnonzero(~(raw[:, 4] < conf_floor))  # NaN kept: dropped below
+        raw = raw[anchors]
+        if self.spec.output.decoder == "yolox_raw":
+            raw = decode_yolox_raw(raw, width, height, self.spec.output.strides, anchors)
         class_idx = np.argmax(raw[:, 5:], axis=1)
         scores = raw[:, 4] * raw[np.arange(raw.shape[0]), 5 + class_idx]
         keep = (scores >= conf_floor) & self._kept_classes[class_idx]

@@ -12,6 +12,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 from PIL import Image
 
 from ._types import CATEGORY_IDS, Detection, PreprocessedImage
@@ -117,7 +118,10 @@ class DetectorEnsemble:
 
     def preprocess(self, img: Image.Image) -> tuple[PreprocessedImage, ...]:
         """Every member's model input for ``img`` (can run ahead, on another thread)."""
-        return tuple(m.detector.preprocess(img) for m in self.members)
+        if img.mode != "RGB":
+            raise ValueError(f"the detectors expect an RGB image, got mode {img.mode!r}")
+        pixels = np.asarray(img, dtype=np.uint8)  # converted once for every member
+        return tuple(m.detector.preprocess(pixels) for m in self.members)
 
     def detect_batch(
         self,

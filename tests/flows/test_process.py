@@ -4,6 +4,7 @@ repeat-detection flags and user-registered models, on real photos and the real d
 from __future__ import annotations
 
 import uuid
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -192,3 +193,59 @@ def test_batches_pipeline_copies_across_batches_and_load_order(
         ("a1.jpg", "ingested"), ("a2.jpg", "duplicate"), ("a3.jpg", "ingested"),
         ("b1.jpg", "duplicate"),
     ]  # fmt: skip
+
+
+def test_inference_threads_give_the_rows_of_one_thread(
+    tmp_path: Path, pulled_models: Path, camtrap_dir: Path, manifest_rows: list[dict[str, str]]
+) -> None:
+    """Three inference threads (jobs of two photos, three batches, finished out of order)
+    store exactly the rows one thread stores: same media, same boxes, same problems."""
+    from flows._discovery import chunked
+    from flows._process import process_batches
+
+    photos = [r["path"] for r in manifest_rows if r["file_type"] == "JPEG"][:12]
+    src = tmp_path / "src"
+    for rel in photos:
+        (src / rel).parent.mkdir(parents=True, exist_ok=True)
+        (src / rel).write_bytes((camtrap_dir / rel).read_bytes())
+    files = list(list_source(str(src), ("jpg", "jpeg")).media)
+    tables = []
+    for workers in (1, 3):
+        settings = load_settings(
+            warehouse=str(tmp_path / f"w{workers}.duckdb"), model_dir=str(pulled_models),
+            ocr_model="", inference_workers=workers, intra_op_threads=1,
+        )  # fmt: skip
+        ctx = batch_context(settings, ensure_pipeline_models(settings), str(src), "same")
+        assert ctx.inference_workers == workers
+        ctx = replace(ctx, infer_batch=2)
+        with _warehouse.connect(ctx.warehouse) as con:
+            _warehouse.ensure_schema(con)
+        done = list(process_batches(ctx, chunked(files, 5)))
+        assert [s.files for s in done] == [5, 5, 2]
+        tables.append([
+            query(ctx.warehouse, "select media_id, file_path, captured_at, site_id "
+                  "from raw.media order by media_id"),
+            query(ctx.warehouse, "select detection_id, category, label, confidence, bbox_x, "
+                  "bbox_y, bbox_w, bbox_h from raw.detections order by detection_id"),
+            query(ctx.warehouse, "select file_path, reason from raw.quarantine order by all"),
+        ])  # fmt: skip
+    assert len(tables[0][0]) == len(files) and len(tables[0][1]) > len(files)
+    assert tables[1] == tables[0]
+
+
+@pytest.mark.parametrize(
+    ("cores", "workers", "threads", "expected"),
+    [(1, 0, 0, (1, 1)), (2, 0, 0, (2, 1)), (4, 0, 0, (2, 2)), (16, 0, 0, (4, 4)),
+     (16, 1, 0, (1, 16)), (8, 0, 3, (2, 3))],
+)  # fmt: skip
+def test_inference_layout(
+    monkeypatch: pytest.MonkeyPatch, cores: int, workers: int, threads: int, expected: tuple
+) -> None:
+    """Auto: two model calls side by side on small machines, cores / 4 on big ones, and the
+    cores shared out between them; explicit settings win."""
+    import os
+
+    from flows._process import inference_layout
+
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(cores)), raising=False)
+    assert inference_layout(workers, threads) == expected

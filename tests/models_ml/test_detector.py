@@ -157,6 +157,20 @@ def test_raw_decode_one_anchor_exactly() -> None:
         decode_yolox_raw(raw[:-1], 416, 416, (8, 16, 32))
 
 
+def test_raw_decode_of_some_anchors_equals_those_rows_of_the_full_decode() -> None:
+    """postprocess decodes only the rows above the floor: each on its own anchor's cell."""
+    rng = np.random.default_rng(3)
+    raw = rng.normal(0, 1, (COCO_ANCHORS, 85)).astype(np.float32)
+    anchors = np.array([0, 7, 2704, 3000, COCO_ANCHORS - 1])
+    full = decode_yolox_raw(raw, 416, 416, (8, 16, 32))
+    some = decode_yolox_raw(raw[anchors], 416, 416, (8, 16, 32), anchors)
+    np.testing.assert_array_equal(some, full[anchors])
+    with pytest.raises(ValueError, match="out of range"):
+        decode_yolox_raw(raw[:1], 416, 416, (8, 16, 32), np.array([COCO_ANCHORS]))
+    with pytest.raises(ValueError, match="anchor indices"):
+        decode_yolox_raw(raw[:2], 416, 416, (8, 16, 32), np.array([1]))
+
+
 def coco_raw() -> np.ndarray:
     raw = np.zeros((COCO_ANCHORS, 85), np.float32)
     dog = 52 * 52 + 7 * 26 + 5  # stride 16, cell (5, 7)

@@ -17,6 +17,8 @@ from models_ml._imageops import (
     _draft_request,
     decode_rgb,
     letterbox,
+    letterbox_offset,
+    letterbox_planes,
     load_rgb,
     open_image,
 )
@@ -297,3 +299,21 @@ def test_real_exif_orientation_is_applied(camtrap_dir: Path) -> None:
     )
     assert Image.open(data).size == (1536, 2048)  # stored portrait, EXIF orientation 6
     assert load_rgb(data.read_bytes()).size == (2048, 1536)
+
+
+@pytest.mark.parametrize("placement", ["top-left", "center"])
+@pytest.mark.parametrize("channels", ["RGB", "BGR"])
+@pytest.mark.parametrize("size", [(97, 61), (640, 480), (30, 200)])
+def test_letterbox_planes_is_the_canvas_as_model_input(
+    placement: str, channels: str, size: tuple[int, int]
+) -> None:
+    """The detectors' fast path (planes straight to float32 CHW) equals the HWC canvas,
+    transposed, for downscales, upscales, both placements and both channel orders."""
+    rng = np.random.default_rng(sum(size))
+    pixels = rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)
+    canvas, ratio, pad = letterbox_offset(Image.fromarray(pixels), (64, 48), 114, placement)
+    planes, ratio2, pad2 = letterbox_planes(pixels, (64, 48), 114, placement, channels)
+    expected = canvas[:, :, ::-1] if channels == "BGR" else canvas
+    assert planes.dtype == np.float32 and planes.shape == (3, 48, 64)
+    np.testing.assert_array_equal(planes, expected.transpose(2, 0, 1).astype(np.float32))
+    assert (ratio2, pad2) == (ratio, pad)
