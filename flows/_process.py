@@ -682,7 +682,8 @@ def process_batches(
                 b.file_rows.append(_file_row(ctx, p.file, p.media_id, "quarantined"))
                 continue
             ready.append(p)
-            if len(ready) >= ctx.infer_batch:
+            # a small batch is shared out between the inference threads (latency of a trickle)
+            if len(ready) >= max(1, min(ctx.infer_batch, -(-len(b.new_ids) // workers))):
                 submit(b)
                 yield from retire(keep=workers)
         yield from retire(keep=0)
