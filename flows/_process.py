@@ -470,6 +470,19 @@ class _Batch:
         self.clips: dict[str, SourceFile] = {}
         self.new_clips: list[str] = []
 
+    def add_media(
+        self,
+        media: dict[str, Any],
+        detections: list[dict[str, Any]],
+        classifications: list[dict[str, Any]],
+    ) -> None:
+        """One ingested image or clip: its media row, boxes and species labels."""
+        self.media.append(media)
+        self.detections.extend(detections)
+        self.classifications.extend(classifications)
+        self.stats.images += 1
+        self.stats.detections += len(detections)
+
     def quarantine_file(
         self, file: SourceFile, media_id: str | None, reason: str, error: str, action: str
     ) -> None:
@@ -749,9 +762,7 @@ class _Found:
 
     def accept(self, ctx: BatchContext, b: _Batch) -> None:
         p = self.image
-        b.media.append(self.media)
-        b.detections.extend(self.detections)
-        b.classifications.extend(self.classifications)
+        b.add_media(self.media, self.detections, self.classifications)
         b.stats.detect_s += self.detect_s
         b.stats.classify_s += self.classify_s
         b.file_rows.append(_file_row(ctx, p.file, p.media_id, "ingested"))
@@ -769,8 +780,6 @@ class _Found:
         warning = _extension_warning(p)
         if warning:
             b.quarantine_file(p.file, p.media_id, "wrong_extension", warning, "processed")
-        b.stats.images += 1
-        b.stats.detections += len(self.detections)
 
 
 def _infer_clip(ctx: BatchContext, file: SourceFile, media_id: str) -> list[_Found | _ClipFound]:
@@ -782,6 +791,8 @@ def _infer_clip(ctx: BatchContext, file: SourceFile, media_id: str) -> list[_Fou
 
 @dataclass
 class _ClipFound:
+    """One clip's rows (or why it was skipped), made on an inference thread."""
+
     file: SourceFile
     media_id: str
     rows: _ClipRows
@@ -796,11 +807,7 @@ class _ClipFound:
             _file_row(ctx, self.file, self.media_id, "ingested" if out.media else "quarantined")
         )
         if out.media:
-            b.media.append(out.media)
-            b.detections.extend(out.detections)
-            b.classifications.extend(out.classifications)
-            b.stats.images += 1
-            b.stats.detections += len(out.detections)
+            b.add_media(out.media, out.detections, out.classifications)
 
 
 @lru_cache(maxsize=1)
