@@ -1,10 +1,10 @@
 """Threads of one process opening, writing and closing connections to one DuckDB file.
 
     .venv/bin/python bench/connection_race.py nolock 400   # DuckDB's own behaviour
-    .venv/bin/python bench/connection_race.py lock 400     # through flows._warehouse.connect
+    .venv/bin/python bench/connection_race.py lock 400     # through flows.store.warehouse.connect
 
 ``process_batches`` checks the next batch against the warehouse on one thread while another
-writes the previous batch. Without the process-wide lock of ``flows._warehouse.connect``, 2 of
+writes the previous batch. Without the process-wide lock of ``flows.store.warehouse.connect``, 2 of
 3 runs of 400 iterations failed on the 2-core development machine ("Unique file handle
 conflict"; once in CI: "Table Function with name python_arrow_scan does not exist"); with it,
 0 of 3. At test sizes (80 iterations) it never failed, so this is a script, not a test.
@@ -20,7 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from flows import _warehouse
+from flows.store import warehouse as _warehouse
 
 
 def main() -> int:

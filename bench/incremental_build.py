@@ -27,8 +27,8 @@ import duckdb
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.synthetic_warehouse import append_new, generate
-from flows._dbt import run_dbt
 from flows.settings import Settings
+from flows.store.dbt import run_dbt
 
 MARTS = ("fct_events", "fct_daily_population", "fct_population_variance", "dim_media")
 

@@ -20,9 +20,9 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from flows import _warehouse
-from flows._discovery import list_source
+from flows.pipeline.discovery import list_source
 from flows.settings import MEDIA_EXTENSIONS
+from flows.store import warehouse as _warehouse
 
 
 def build(root: Path, existing: int, new: int) -> None:

@@ -20,7 +20,7 @@ from typing import Any
 
 import duckdb
 
-from flows._warehouse import ensure_schema
+from flows.store.warehouse import ensure_schema
 
 SPECIES = ["impala", "zebra", "elephant", "buffalo", "giraffe", "warthog", "hyena", "lion",
            "leopard", "baboon", "dik-dik", "waterbuck"]  # fmt: skip

@@ -10,7 +10,7 @@ prints ONE JSON line:
   models on the photos without an EXIF time: their runs are recorded once and replayed with
   the same inputs), on the same sessions and with as many loops side by side as the pipeline
   has inference threads (``inference_workers``), each loop taking every n-th call;
-* ``pipeline_ips``: images/s of the real ingest path, ``flows._process`` called directly (no
+* ``pipeline_ips``: images/s of the real ingest path, ``flows.pipeline.process`` called directly (no
   Prefect): list, read + hash, EXIF, decode, detect, classify, load into a fresh DuckDB, mark
   repeat detections;
 * ``ratio`` = pipeline_ips / raw_ips, and ``profile``: seconds per stage (the pipeline's own
@@ -49,17 +49,17 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from flows import _warehouse
-from flows._discovery import chunked, list_source
-from flows._process import (
+from flows.pipeline.discovery import chunked, list_source
+from flows.pipeline.process import (
     BatchStats,
     batch_context,
     ensure_pipeline_models,
     flag_repeats,
     process_batches,
 )
-from flows._video import is_video
+from flows.pipeline.video import is_video
 from flows.settings import load_settings
+from flows.store import warehouse as _warehouse
 from models_ml import ImageRejected, decode_rgb, open_image, read_exif
 from models_ml.repeats import RepeatParams
 from models_ml.session import default_providers

@@ -2,7 +2,7 @@
 
 Generates a clip of about --mb megabytes with PyAV from a sample still (noise keeps the
 bit rate up), then in fresh subprocesses measures peak RSS (ru_maxrss) of
-  1. hashing it (flows._video.sha256_stream),
+  1. hashing it (flows.pipeline.video.sha256_stream),
   2. sampling it at 1 frame/s (models_ml.video.sample_frames), decoding every sampled frame,
 against the baseline of a process that only imports the modules.
 
@@ -31,7 +31,7 @@ STILL = REPO.parent / "shared/data/camtrap/google__cameratrapai/test_data/human.
 CHILD = r"""
 import json, resource, sys, time
 sys.path.insert(0, {repo!r})
-from flows import _video
+from flows.pipeline import video as _video
 from models_ml import video
 import threading
 mode, path = sys.argv[1], sys.argv[2]

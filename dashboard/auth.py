@@ -12,7 +12,7 @@ people or exact locations of sensitive species; a viewer never gets either. The 
 - ``proxy``: a reverse proxy with a password file signs people in and passes
   ``X-Forwarded-User`` (and ``X-Trapflow-Role``), trusted only when enabled.
 
-The hashes, roles and checks are plain functions in ``flows/_access.py``.
+The hashes, roles and checks are plain functions in ``flows/access/signin.py``.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from typing import NoReturn
 
 import streamlit as st
 
-from flows import _access
+from flows.access import signin as _access
 from flows.settings import Settings, load_settings
 
 IDENTITY_KEY = "trapflow_identity"

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from PIL import Image, ImageDraw, ImageOps
 
-from flows._privacy import blur_boxes
+from flows.access.privacy import blur_boxes
 
 COLOURS = {"animal": "#ffb000", "person": "#ff3030", "vehicle": "#30a0ff"}
 MAX_SIDE = 1280
@@ -39,7 +39,7 @@ def render(
     img.thumbnail((max_side, max_side))
     width, height = img.size
     items = list(boxes)
-    if blur_people:  # the same blur as alerts and exports (flows/_privacy.py)
+    if blur_people:  # the same blur as alerts and exports (flows/access/privacy.py)
         blur_boxes(img, ((b.x, b.y, b.w, b.h) for b in items if b.category == "person"))
     draw = ImageDraw.Draw(img)
     line = max(2, min(width, height) // 300)

@@ -28,9 +28,9 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import images
-from flows import _warehouse
-from flows._privacy import generalise, is_sensitive
+from flows.access.privacy import generalise, is_sensitive
 from flows.settings import load_settings
+from flows.store import warehouse as _warehouse
 
 P = ParamSpec("P")
 TTL_S = 30
@@ -211,7 +211,7 @@ def population_trend(warehouse: str, labels_: tuple[str, ...], site: str) -> pd.
 @st.cache_data(ttl=TTL_S, show_spinner=False)
 def deployments(warehouse: str, exact: bool = False) -> pd.DataFrame:
     """Deployments with their site's events per label, coordinates generalised where a sensitive
-    species was recorded (flows/_privacy.py); exact coordinates never leave this function
+    species was recorded (flows/access/privacy.py); exact coordinates never leave this function
     unless ``exact`` (pages pass it for rangers only, dashboard/auth.py)."""
     dep, ev = _read_all(
         warehouse,
@@ -405,7 +405,7 @@ def review_image(warehouse: str, media_id: str) -> tuple[pd.DataFrame, pd.DataFr
 @st.cache_data(ttl=600, show_spinner=False, max_entries=64)
 def image_bytes(source_uri: str, file_path: str) -> bytes:
     """The image's bytes, from wherever its source lives (folder or s3://)."""
-    from flows._discovery import read_file
+    from flows.pipeline.discovery import read_file
 
     return read_file(source_uri, file_path)
 

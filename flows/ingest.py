@@ -11,8 +11,8 @@ from typing import Any
 from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
 
-from flows._models import model_ids
-from flows._process import BatchStats
+from flows.pipeline.models import model_ids
+from flows.pipeline.process import BatchStats
 from flows.settings import load_settings
 from flows.tasks.alerts import deliver_alerts, queue_alerts
 from flows.tasks.dbt import build_marts

@@ -22,7 +22,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-from flows._privacy import DEFAULT_SENSITIVE
+from flows.access.privacy import DEFAULT_SENSITIVE
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 MEDIA_EXTENSIONS = ("jpg", "jpeg", "png", "tif", "tiff", "mp4", "avi", "mov")  # + clips
@@ -221,7 +221,8 @@ class Settings(BaseSettings):
         default=0.5, ge=0.0, le=1.0, description="Minimum top-1 probability of a species label."
     )
 
-    # Privacy (flows/_privacy.py): shown and exported coordinates of these taxa are generalised
+    # Privacy (flows/access/privacy.py): shown and exported coordinates of these taxa are
+    # generalised
     sensitive_species: Annotated[tuple[str, ...], NoDecode] = Field(
         default=DEFAULT_SENSITIVE,
         description="Taxa whose locations are generalised (substring match on the label; add "
@@ -268,7 +269,7 @@ class Settings(BaseSettings):
         "(light, dark, road: fetched from CARTO's servers by the browser) or the URL of a "
         "MapLibre style.json, e.g. from a self-hosted tile server.",
     )
-    # Dashboard access (flows/_access.py, docs/security.md)
+    # Dashboard access (flows/access/signin.py, docs/security.md)
     dashboard_auth: Literal["none", "password", "oidc", "proxy"] = Field(
         default="none",
         description="Sign-in: none (only on 127.0.0.1/localhost/::1, you are a ranger), "

@@ -1,1 +1,1 @@
-"""Thin Prefect tasks: each one delegates to a plain function in ``flows._*`` or ``models_ml``."""
+"""Thin Prefect tasks: each delegates in a few lines to a plain function of a flows sub-package."""

@@ -6,7 +6,7 @@ from typing import Any
 
 import duckdb
 
-from flows._warehouse import WarehouseBusyError
+from flows.store.warehouse import WarehouseBusyError
 
 TRANSIENT: tuple[type[BaseException], ...] = (
     OSError,  # includes ConnectionError and TimeoutError

@@ -1,11 +1,11 @@
-"""Tasks that queue and deliver alerts (rules, outbox and Apprise live in ``flows._alerts``)."""
+"""Tasks that queue and deliver alerts (rules, outbox and Apprise: ``flows.alerts``)."""
 
 from __future__ import annotations
 
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from flows import _alerts
+from flows.alerts import engine as _alerts
 from flows.settings import Settings
 from flows.tasks._retry import retry_on_io
 

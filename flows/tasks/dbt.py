@@ -5,9 +5,9 @@ from __future__ import annotations
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from flows import _warehouse
-from flows._dbt import DbtResult, run_dbt
 from flows.settings import Settings
+from flows.store import warehouse as _warehouse
+from flows.store.dbt import DbtResult, run_dbt
 
 
 @task(retries=1, retry_delay_seconds=[10], cache_policy=NO_CACHE)

@@ -7,8 +7,8 @@ from pathlib import Path
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from flows._discovery import SourceFile, chunked
-from flows._process import (
+from flows.pipeline.discovery import SourceFile, chunked
+from flows.pipeline.process import (
     BatchStats,
     batch_context,
     ensure_pipeline_models,

@@ -8,7 +8,7 @@ from prefect import task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
-from flows._summary import run_report_markdown
+from flows.pipeline.summary import run_report_markdown
 
 if TYPE_CHECKING:
     from flows.ingest import RunSummary

@@ -8,10 +8,11 @@ from typing import Any
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from flows import _lake, _warehouse
-from flows._deployments import DeploymentsFileError, load_deployments_csv
-from flows._discovery import Listing, list_source
+from flows.pipeline.discovery import Listing, list_source
 from flows.settings import Settings
+from flows.store import lake as _lake
+from flows.store import warehouse as _warehouse
+from flows.store.deployments import DeploymentsFileError, load_deployments_csv
 from flows.tasks._retry import retry_on_io
 
 

@@ -1,5 +1,5 @@
 """Dashboard access: sign-in modes, viewer and ranger roles, and the CLI that refuses to expose
-an open dashboard (dashboard/auth.py, flows/_access.py, docs/security.md "Access").
+an open dashboard (dashboard/auth.py, flows/access/signin.py, docs/security.md "Access").
 
 AppTest runs the real app on a small real DuckDB warehouse made here (a sensitive species at
 one site, people on Human activity and Review), with a real users file of scrypt hashes.
@@ -19,7 +19,7 @@ from streamlit.testing.v1 import AppTest
 from typer.testing import CliRunner
 
 from dashboard import auth
-from flows import _access
+from flows.access import signin as _access
 from flows.settings import load_settings
 
 APP = str(Path(__file__).resolve().parents[2] / "dashboard" / "streamlit_app.py")
@@ -271,7 +271,7 @@ def _cli(args: list[str], input_: str | None = None) -> tuple[int, str]:
 
 
 def test_the_cli_refuses_an_open_dashboard_beyond_loopback(monkeypatch, tmp_path):
-    from flows import cli
+    from flows.cli import commands as cli
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("TRAPFLOW_HOME", str(tmp_path / "home"))

@@ -1,6 +1,6 @@
 """Every dashboard page renders on an empty warehouse and says what to do; the pure helpers.
 
-Pages on a real warehouse (the session's sample ingest) are in tests/flows/test_dashboard.py.
+Pages on a real warehouse (the session's sample ingest) are in tests/dashboard/test_dashboard.py.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ PAGES = [
 def test_every_page_on_an_empty_warehouse_says_what_to_do(monkeypatch, tmp_path, kind):
     warehouse = tmp_path / "w.duckdb"
     if kind == "schema_only":  # a warehouse a run created, before any marts were built
-        from flows._warehouse import ensure_schema
+        from flows.store.warehouse import ensure_schema
 
         with duckdb.connect(str(warehouse)) as con:
             ensure_schema(con)
@@ -122,7 +122,7 @@ def test_a_long_write_lock_is_a_notice_or_the_last_result_never_a_traceback(monk
     import streamlit as st
 
     from dashboard import queries
-    from flows._warehouse import ensure_schema
+    from flows.store.warehouse import ensure_schema
 
     warehouse = tmp_path / "w.duckdb"
     with duckdb.connect(str(warehouse)) as con:

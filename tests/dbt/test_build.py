@@ -1,4 +1,4 @@
-"""`dbt build` end to end: a real DuckDB file with raw.* from flows/schema/*.sql, a hand-made
+"""`dbt build` end to end: a real DuckDB file with raw.* from flows/store/schema/*.sql, a hand-made
 fixture, dbt run as a subprocess (as the flows run it), then the marts read back read-only.
 
 The fixture (2 sites, 2 camera-local days) puts boxes from both detectors around the default
@@ -22,7 +22,7 @@ from typing import Any
 import duckdb
 import pytest
 
-from flows._warehouse import ensure_schema
+from flows.store.warehouse import ensure_schema
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DBT_PROJECT_DIR = REPO_ROOT / "dbt"
@@ -220,7 +220,7 @@ def bookkeeping_rows() -> dict[str, list[dict[str, Any]]]:
 
 
 def create_warehouse(path: Path, tables: dict[str, list[dict[str, Any]]]) -> Path:
-    """Create raw.* exactly as the flows do (flows/schema/*.sql) and insert the given rows."""
+    """Create raw.* exactly as the flows do (flows/store/schema/*.sql) and insert the given rows."""
     with duckdb.connect(str(path)) as con:
         ensure_schema(con)
         for table, rows in tables.items():

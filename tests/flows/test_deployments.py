@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.flows.conftest import copy_samples, query
+from tests.conftest import copy_samples, query
 
 pytestmark = pytest.mark.slow
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.flows.conftest import copy_samples, query
+from tests.conftest import copy_samples, query
 
 pytestmark = pytest.mark.slow
 

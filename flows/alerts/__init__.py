@@ -1,0 +1,1 @@
+"""Alerts: rules evaluated on what dbt marks as counted, an outbox, delivery through Apprise."""

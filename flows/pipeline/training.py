@@ -1,0 +1,115 @@
+"""Glue for ``trapflow train``: where the labelled images come from, and which models to use.
+
+The work is :func:`models_ml.training.train_head`; this module gathers the images (a folder
+per species, a file,label CSV, and/or the labels reviewers gave in the dashboard) and makes
+sure the detector and the embedder are present and verified.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import duckdb
+
+from flows.pipeline.models import ensure_models
+from flows.settings import Settings
+from models_ml import training
+from models_ml.training import LabelledImage, TrainingConfig, TrainingDataError, TrainResult
+
+
+def reviewed_labels(warehouse: Path) -> list[LabelledImage]:
+    """Images reviewers labelled in the dashboard (``review.labels``), local files only.
+
+    One label per image: the latest review of the image that names a species and is not a
+    false positive. Images whose file is no longer where it was ingested are left out.
+    """
+    if not Path(warehouse).is_file():
+        raise TrainingDataError(f"warehouse {warehouse} not found; check --warehouse")
+    sql = """
+        select m.source_uri, m.file_path, r.label
+        from (
+            select media_id, label, row_number() over (
+                partition by media_id order by reviewed_at desc) as n
+            from review.labels
+            where label is not null and not is_false_positive
+              and coalesce(category, 'animal') = 'animal'
+        ) r
+        join raw.media m using (media_id)
+        where r.n = 1
+        order by m.file_path
+    """
+    try:
+        with duckdb.connect(str(warehouse), read_only=True) as con:
+            rows = con.execute(sql).fetchall()
+    except duckdb.CatalogException:
+        return []  # no review table yet: nothing reviewed
+    items = []
+    for source_uri, file_path, label in rows:
+        if "://" in str(source_uri) and not str(source_uri).startswith("file://"):
+            continue  # s3:// and friends: train from a local copy instead
+        root = Path(str(source_uri).removeprefix("file://"))
+        path = root / str(file_path)
+        if path.is_file():
+            items.append(LabelledImage(path, str(label).strip(), "review"))
+    return items
+
+
+def gather_images(
+    data: Path | None, csv: Path | None, warehouse: Path | None
+) -> list[LabelledImage]:
+    """Everything labelled from the given sources (at least one)."""
+    if data is None and csv is None and warehouse is None:
+        raise TrainingDataError(
+            "nothing to train on: give --data DIR (one sub-folder per species), --csv FILE "
+            "(file,label columns) and/or --warehouse (the dashboard's reviewed labels)"
+        )
+    items: list[LabelledImage] = []
+    if data is not None:
+        items += training.images_from_folders(data)
+    if csv is not None:
+        items += training.images_from_csv(csv)
+    if warehouse is not None:
+        reviewed = reviewed_labels(warehouse)
+        if not reviewed and data is None and csv is None:
+            raise TrainingDataError(
+                f"no reviewed species labels in {warehouse}; label images in the dashboard "
+                "first, or give --data / --csv"
+            )
+        items += reviewed
+    return items
+
+
+def run_training(
+    settings: Settings,
+    items: list[LabelledImage],
+    *,
+    out: Path | None = None,
+    name: str = training.DEFAULT_HEAD_NAME,
+    config: TrainingConfig | None = None,
+    progress: Callable[[int, int, str], None] | None = None,
+) -> TrainResult:
+    """Train, export and register a head; it becomes the default ``species_model``."""
+    model_dir = settings.model_path
+    from flows.pipeline.process import configured_manifest
+
+    manifest = configured_manifest(settings)
+    builtin = [
+        n for n in (settings.animal_model, training.EMBEDDER) if manifest[n].location is None
+    ]
+    ensure_models(settings, builtin)
+    embedder = training.CropEmbedder(
+        model_dir,
+        manifest,
+        animal_model=settings.animal_model,
+        intra_op_threads=settings.intra_op_threads or None,
+    )
+    return training.train_head(
+        items,
+        model_dir=model_dir,
+        out_root=(out or model_dir / "trained").expanduser().absolute(),
+        name=name,
+        config=config,
+        embedder=embedder,
+        progress=progress,
+    )

@@ -1,0 +1,1 @@
+"""Storage: the DuckDB warehouse (or the scale-out lake), its schema, and the dbt runner."""

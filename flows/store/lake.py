@@ -1,0 +1,197 @@
+"""Scale-out storage: raw rows as Parquet files, one set per batch, in a folder or bucket.
+
+A DuckDB file has one writer, so workers on several machines cannot share it. In lake mode
+(``TRAPFLOW_LAKE=/data/lake`` or ``s3://bucket/lake``) every batch writes its rows as new
+Parquet files (``<lake>/<table>/<run>-<batch>.parquet``; a file appears whole or not at all),
+so any number of workers ingest at once without locks. The marts builder (``trapflow marts``,
+the nightly deployment) then points views over those files from its own DuckDB file and runs
+dbt; it is the only process that opens the warehouse.
+
+Two workers that race on the same new image both write it; the views keep one row per media
+(the first written) and that row's boxes, so the marts count every image exactly once.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import uuid
+from typing import Any
+
+import duckdb
+import fsspec
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from flows.store import warehouse as _warehouse
+
+#: raw table -> (primary key columns, the order that picks the row kept among duplicates)
+TABLES: dict[str, tuple[tuple[str, ...], str]] = {
+    "media": (("media_id",), "ingested_at"),
+    "detections": (("detection_id",), "detected_at"),
+    "quarantine": (("quarantine_id",), "quarantined_at"),
+    "runs": (("run_id",), "finished_at desc nulls last"),
+    "media_files": (("source_uri", "file_path"), "seen_at desc"),
+    "classifications": (("classification_id",), "classified_at"),
+    "detection_flags": (("detection_id", "flag"), "flagged_at"),
+}
+
+
+def _fs(lake: str) -> tuple[fsspec.AbstractFileSystem, str]:
+    fs, root = fsspec.core.url_to_fs(lake)
+    return fs, root.rstrip("/")
+
+
+def _glob(lake: str, table: str) -> str:
+    return posixpath.join(lake.rstrip("/"), table, "*.parquet")
+
+
+def _schemas() -> dict[str, pa.Schema]:
+    """Arrow schemas of the raw tables, read from the DDL the DuckDB warehouse uses."""
+    with duckdb.connect() as con:
+        _warehouse.ensure_schema(con)
+        return {
+            t: con.sql(f"select * from raw.{t} limit 0").to_arrow_table().schema for t in TABLES
+        }
+
+
+_SCHEMAS: dict[str, pa.Schema] = {}
+
+
+def schema(table: str) -> pa.Schema:
+    if not _SCHEMAS:
+        _SCHEMAS.update(_schemas())
+    return _SCHEMAS[table]
+
+
+def write_rows(lake: str, table: str, rows: list[dict[str, Any]], batch_id: str) -> str | None:
+    """Write rows as one new Parquet file; returns its path (None when there are no rows)."""
+    if not rows:
+        return None
+    target = schema(table)
+    arrays = [pa.array([r.get(f.name) for r in rows], type=f.type) for f in target]
+    data = pa.Table.from_arrays(arrays, schema=target)
+    fs, root = _fs(lake)
+    folder = posixpath.join(root, table)
+    fs.makedirs(folder, exist_ok=True)
+    final = posixpath.join(folder, f"{batch_id}.parquet")
+    if fs.protocol in ("file", ("file", "local")) or "file" in fs.protocol:
+        partial = final + f".{uuid.uuid4().hex}.tmp"  # rename: readers never see half a file
+        with fs.open(partial, "wb") as fh:
+            pq.write_table(data, fh, compression="zstd")
+        fs.mv(partial, final)
+    else:  # object stores: a PUT is atomic
+        with fs.open(final, "wb") as fh:
+            pq.write_table(data, fh, compression="zstd")
+    return final
+
+
+def load_batch(lake: str, batch_id: str, **tables: list[dict[str, Any]]) -> dict[str, int]:
+    """The lake's version of ``_warehouse.load_batch``: media and files last, so a worker that
+    dies half-way leaves boxes without media (ignored by the views) rather than media without
+    boxes, and the files are not marked seen: the next poll does the batch again."""
+    order = [
+        "detections",
+        "classifications",
+        "detection_flags",
+        "quarantine",
+        "media",
+        "media_files",
+    ]
+    counts = {}
+    for table in order + [t for t in tables if t not in order]:
+        rows = tables.get(table) or []
+        write_rows(lake, table, rows, batch_id)
+        counts[table] = len(rows)
+    return counts
+
+
+def _connect_lake(lake: str) -> duckdb.DuckDBPyConnection:
+    con = duckdb.connect()
+    fs, _root = _fs(lake)
+    if "file" not in fs.protocol:
+        con.register_filesystem(fs)
+    return con
+
+
+def _exists(lake: str, table: str) -> bool:
+    fs, root = _fs(lake)
+    return bool(fs.glob(posixpath.join(root, table, "*.parquet")))
+
+
+def known_files(lake: str, source_uri: str) -> dict[str, tuple[int, Any]]:
+    if not _exists(lake, "media_files"):
+        return {}
+    with _connect_lake(lake) as con:
+        rows = con.execute(
+            "select file_path, file_size, file_modified_at "
+            f"from read_parquet('{_glob(lake, 'media_files')}') where source_uri = ? "
+            "qualify row_number() over (partition by file_path order by seen_at desc) = 1",
+            [source_uri],
+        ).fetchall()
+    return {p: (size, mtime) for p, size, mtime in rows}
+
+
+def known_media(lake: str, media_ids: list[str]) -> set[str]:
+    if not media_ids or not _exists(lake, "media"):
+        return set()
+    with _connect_lake(lake) as con:
+        con.register("_ids", pa.table({"media_id": pa.array(media_ids, pa.string())}))
+        rows = con.execute(
+            f"select distinct m.media_id from read_parquet('{_glob(lake, 'media')}') m "
+            "join _ids using (media_id)"
+        ).fetchall()
+    return {r[0] for r in rows}
+
+
+def attach(con: duckdb.DuckDBPyConnection, lake: str) -> None:
+    """Views ``raw.<table>`` over the lake in the marts builder's DuckDB file, one row per key.
+
+    Boxes, labels and flags are kept only from the run whose media row won, so an image two
+    workers both processed is counted once.
+    """
+    fs, _root = _fs(lake)
+    if "file" not in fs.protocol:
+        con.register_filesystem(fs)
+    con.execute("create schema if not exists raw")
+    for table, (keys, order) in TABLES.items():
+        empty = ", ".join(f"cast(null as {t}) as {n}" for n, t in _duck_types(table))
+        source = (
+            f"read_parquet('{_glob(lake, table)}', union_by_name = true)"
+            if _exists(lake, table)
+            else f"(select {empty} where false)"
+        )
+        winners = ""
+        if table in ("detections", "classifications"):  # only from the run whose media row won
+            winners = (
+                " as d where exists (select 1 from raw.media as m "
+                "where m.media_id = d.media_id and m.run_id = d.run_id)"
+            )
+        dedup = (
+            f"select * from {source}{winners} qualify row_number() over "
+            f"(partition by {', '.join(keys)} order by {order}, run_id) = 1"
+        )
+        _drop_table(con, table)
+        con.execute(f"create or replace view raw.{table} as {dedup}")
+
+
+def _duck_types(table: str) -> list[tuple[str, str]]:
+    with duckdb.connect() as con:
+        _warehouse.ensure_schema(con)
+        return [
+            (r[0], r[1])
+            for r in con.execute(
+                "select column_name, data_type from information_schema.columns "
+                "where table_schema = 'raw' and table_name = ? order by ordinal_position",
+                [table],
+            ).fetchall()
+        ]
+
+
+def _drop_table(con: duckdb.DuckDBPyConnection, table: str) -> None:
+    row = con.execute(
+        "select table_type from information_schema.tables where table_schema = 'raw' "
+        "and table_name = ?",
+        [table],
+    ).fetchone()
+    if row and row[0] == "BASE TABLE":
+        con.execute(f"drop table raw.{table}")
