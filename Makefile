@@ -1,5 +1,5 @@
 # trapflow: `make demo` installs everything and runs the pipeline on the sample images;
-# `make test` runs the whole test suite (what CI runs).
+# `make test` runs the whole test suite and `make lint` the linters (CI runs both).
 
 PYTHON  ?= python3
 VENV    := .venv
@@ -45,6 +45,8 @@ run: demo
 test: install
 	$(BIN)/pytest
 
+# What CI runs before the tests: ruff, ruff format and mypy --strict over the three packages
+# (models_ml, flows, dashboard: [tool.mypy] packages in pyproject.toml).
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .

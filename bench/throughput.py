@@ -61,6 +61,7 @@ from flows.pipeline.video import is_video
 from flows.settings import load_settings
 from flows.store import warehouse as _warehouse
 from models_ml import ImageRejected, decode_rgb, open_image, read_exif
+from models_ml.person_cue import MIN_SOURCE_CONFIDENCE
 from models_ml.repeats import RepeatParams
 from models_ml.session import default_providers
 
@@ -153,7 +154,7 @@ def _raw_inputs(ctx: Any, images: list[tuple[Any, bool]], batch: int) -> list[tu
     cue = ens.person_cue
     for (img, has_time), dets in zip(images, boxes_per_image, strict=True):
         if cue is not None:
-            src = [d.bbox for d in dets if d.confidence >= 0.25]
+            src = [d.bbox for d in dets if d.confidence >= MIN_SOURCE_CONFIDENCE]
             if src:
                 x = cue.preprocess(img, src)
                 calls.append((cue.session, [cue.spec.output.name], {cue.spec.input.name: x}))

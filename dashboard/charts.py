@@ -10,6 +10,8 @@ import pandas as pd
 import pydeck as pdk
 
 WIDTH_STEP = 180
+# altair's mark_*() and encode() are untyped (they return Any): a chart is bound to a typed
+# name before it is returned.
 
 
 def _band(df: pd.DataFrame) -> pd.DataFrame:
@@ -42,7 +44,7 @@ def rai_with_variance(df: pd.DataFrame) -> alt.LayerChart | alt.FacetChart:
 def effort(df: pd.DataFrame) -> alt.Chart:
     """Trap-nights per day: shown beside every count so a drop in effort reads as one."""
     daily = df.groupby("captured_on", as_index=False)["trap_nights"].max()
-    return (
+    chart: alt.Chart = (
         alt.Chart(daily)
         .mark_bar(color="#999999")
         .encode(
@@ -52,10 +54,11 @@ def effort(df: pd.DataFrame) -> alt.Chart:
         )
         .properties(height=120)
     )
+    return chart
 
 
 def events_per_day(df: pd.DataFrame) -> alt.Chart:
-    return (
+    chart: alt.Chart = (
         alt.Chart(df)
         .mark_bar()
         .encode(
@@ -66,6 +69,7 @@ def events_per_day(df: pd.DataFrame) -> alt.Chart:
         )
         .properties(height=180)
     )
+    return chart
 
 
 def cv_and_z(df: pd.DataFrame) -> alt.Chart:
@@ -76,7 +80,7 @@ def cv_and_z(df: pd.DataFrame) -> alt.Chart:
         var_name="statistic",
         value_name="value",
     ).dropna(subset=["value"])
-    return (
+    chart: alt.Chart = (
         alt.Chart(long)
         .mark_line(point=False)
         .encode(
@@ -89,10 +93,11 @@ def cv_and_z(df: pd.DataFrame) -> alt.Chart:
         .properties(height=120)
         .resolve_scale(y="independent")
     )
+    return chart
 
 
 def events_per_site(df: pd.DataFrame) -> alt.Chart:
-    return (
+    chart: alt.Chart = (
         alt.Chart(df)
         .mark_bar()
         .encode(
@@ -102,6 +107,7 @@ def events_per_site(df: pd.DataFrame) -> alt.Chart:
             tooltip=["site_id:N", "category:N", "label:N", "events:Q"],
         )
     )
+    return chart
 
 
 def deployments_map(df: pd.DataFrame, map_style: str | None = None) -> pdk.Deck | None:
@@ -153,7 +159,7 @@ def deployments_map(df: pd.DataFrame, map_style: str | None = None) -> pdk.Deck 
 
 
 def human_timeline(df: pd.DataFrame) -> alt.Chart:
-    return (
+    chart: alt.Chart = (
         alt.Chart(df)
         .mark_bar()
         .encode(
@@ -164,12 +170,13 @@ def human_timeline(df: pd.DataFrame) -> alt.Chart:
         )
         .properties(height=240)
     )
+    return chart
 
 
 def _count_bars(df: pd.DataFrame, by: str, counted: str, x_title: str) -> alt.Chart:
     """Horizontal bars: rows of ``df`` per ``by`` (counting ``counted``), largest first."""
     counts = df.groupby(by, as_index=False)[counted].count()
-    return (
+    chart: alt.Chart = (
         alt.Chart(counts)
         .mark_bar()
         .encode(
@@ -178,6 +185,7 @@ def _count_bars(df: pd.DataFrame, by: str, counted: str, x_title: str) -> alt.Ch
             tooltip=[f"{by}:N", f"{counted}:Q"],
         )
     )
+    return chart
 
 
 def queue_by_label(df: pd.DataFrame) -> alt.Chart:
@@ -187,7 +195,7 @@ def queue_by_label(df: pd.DataFrame) -> alt.Chart:
 
 
 def throughput(df: pd.DataFrame) -> alt.Chart:
-    return (
+    chart: alt.Chart = (
         alt.Chart(df.dropna(subset=["images_per_s"]))
         .mark_line(point=True)
         .encode(
@@ -197,6 +205,7 @@ def throughput(df: pd.DataFrame) -> alt.Chart:
         )
         .properties(height=200)
     )
+    return chart
 
 
 def quarantine_reasons(df: pd.DataFrame) -> alt.Chart:

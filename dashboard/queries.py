@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import os
 import time
-import uuid
 from collections.abc import Callable
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -28,8 +27,9 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import images
-from flows.access.privacy import generalise, is_sensitive
+from flows.access.privacy import generalise, sensitive_label_sql
 from flows.settings import load_settings
+from flows.store import ids
 from flows.store import warehouse as _warehouse
 
 P = ParamSpec("P")
@@ -91,11 +91,12 @@ def _read_all(warehouse: str, statements: list[tuple[str, list[Any]]]) -> list[p
     while True:
         try:
             # no replacement scans: a missing marts.x must be a CatalogException, not a read
-            # of this module's Python object named x
+            # of this module's Python object named x; the file is attached under a fixed name
+            # (a warehouse called alerts.duckdb must not collide with the alerts schema)
             with (
                 _warehouse.CONNECTION_LOCK,  # sessions are threads: one connection at a time
-                duckdb.connect(
-                    str(path), read_only=True, config={"python_enable_replacements": False}
+                _warehouse.open_file(
+                    path, read_only=True, config={"python_enable_replacements": False}
                 ) as con,
             ):
                 frames = []
@@ -210,10 +211,17 @@ def population_trend(warehouse: str, labels_: tuple[str, ...], site: str) -> pd.
 
 @st.cache_data(ttl=TTL_S, show_spinner=False)
 def deployments(warehouse: str, exact: bool = False) -> pd.DataFrame:
-    """Deployments with their site's events per label, coordinates generalised where a sensitive
-    species was recorded (flows/access/privacy.py); exact coordinates never leave this function
+    """Deployments with their site's events per label, coordinates generalised at sensitive
+    sites (flows/access/privacy.py): those dbt marks sensitive (marts.live_sites) and those
+    whose population mart shows a sensitive label. Exact coordinates never leave this function
     unless ``exact`` (pages pass it for rangers only, dashboard/auth.py)."""
-    dep, ev = _read_all(
+    sensitive, grid_km = privacy()
+    label_match, words = sensitive_label_sql("label", sensitive)
+    mart_sql = (
+        "select site_id from (select site_id, label from marts.fct_daily_population "
+        f"group by all having sum(events) > 0) where {label_match}"
+    )
+    dep, ev, flagged = _read_all(
         warehouse,
         [
             (
@@ -227,15 +235,21 @@ def deployments(warehouse: str, exact: bool = False) -> pd.DataFrame:
                 "group by all having sum(events) > 0",
                 [],
             ),
+            (
+                f"select site_id from marts.live_sites where is_sensitive union {mart_sql}",
+                words,
+            ),
         ],
     )
     if dep.empty:
         return dep
-    sensitive, grid_km = privacy()
+    if flagged.empty and words:  # no marts.live_sites (built before it): the mart's labels
+        flagged = _read(warehouse, mart_sql, words)
+    risky = set(flagged["site_id"]) if not flagged.empty else set()
     dep["events"] = 0
     dep["species"] = ""
     dep["is_generalised"] = False
-    dep["is_sensitive"] = False
+    dep["is_sensitive"] = dep["site_id"].isin(risky)
     dep["coordinate_uncertainty_m"] = None
     dep = dep.astype({"coordinate_uncertainty_m": "object"})
     for i, row in dep.iterrows():
@@ -246,14 +260,13 @@ def deployments(warehouse: str, exact: bool = False) -> pd.DataFrame:
             dep.at[i, "species"] = ", ".join(
                 f"{lab} ({n})" for lab, n in zip(top["label"], top["events"], strict=True)
             )
-            if any(is_sensitive(str(lab), sensitive) for lab in mine["label"]):
-                dep.at[i, "is_sensitive"] = True
-                lat, lon = row["latitude"], row["longitude"]
-                if pd.notna(lat) and pd.notna(lon) and not exact:
-                    glat, glon, unc = generalise(float(lat), float(lon), grid_km)
-                    dep.at[i, "latitude"], dep.at[i, "longitude"] = glat, glon
-                    dep.at[i, "coordinate_uncertainty_m"] = unc
-                dep.at[i, "is_generalised"] = not exact
+        if row["site_id"] in risky:
+            lat, lon = row["latitude"], row["longitude"]
+            if pd.notna(lat) and pd.notna(lon) and not exact:
+                glat, glon, unc = generalise(float(lat), float(lon), grid_km)
+                dep.at[i, "latitude"], dep.at[i, "longitude"] = glat, glon
+                dep.at[i, "coordinate_uncertainty_m"] = unc
+            dep.at[i, "is_generalised"] = not exact
     return dep
 
 
@@ -439,7 +452,7 @@ def write_review(
 ) -> str:
     """Append one row to review.labels (append-only: the latest row per box wins); returns its
     id. Waits up to WRITE_WAIT_S while a run holds the warehouse."""
-    label_id = str(uuid.uuid4())
+    label_id = ids.new_review_label_id()
     row = [
         label_id, media_id, detection_id, category, label, is_false_positive, count,
         reviewer or "dashboard", datetime.now(UTC).replace(tzinfo=None), note,
@@ -448,7 +461,7 @@ def write_review(
     delay = 0.1
     while True:
         try:
-            with _warehouse.CONNECTION_LOCK, duckdb.connect(warehouse) as con:
+            with _warehouse.CONNECTION_LOCK, _warehouse.open_file(Path(warehouse)) as con:
                 con.execute(
                     "insert into review.labels (label_id, media_id, detection_id, category, "
                     "label, is_false_positive, count, reviewer, reviewed_at, note) "

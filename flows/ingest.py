@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-import uuid
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -14,6 +13,7 @@ from prefect.runtime import flow_run
 from flows.pipeline.models import model_ids
 from flows.pipeline.process import BatchStats
 from flows.settings import load_settings
+from flows.store import ids, open_store
 from flows.tasks.alerts import deliver_alerts, queue_alerts
 from flows.tasks.dbt import build_marts
 from flows.tasks.inference import detect_and_load, fetch_models, mark_repeat_detections
@@ -66,14 +66,15 @@ def ingest(
         source=source, warehouse=warehouse, layout=layout, build_marts=build,
         batch_size=batch_size, detection_thresholds=detection_thresholds, lake=lake,
     )  # fmt: skip
+    store = open_store(settings)  # the warehouse file or the lake, for the whole run
     logger = get_run_logger()
     started = time.perf_counter()
-    run_id = uuid.uuid4().hex
+    run_id = ids.new_run_id()
     t0 = time.perf_counter()
-    listing, new_files = list_new_media(settings)
+    listing, new_files = list_new_media(settings, store)
     list_s = time.perf_counter() - t0
-    started_run = open_run(settings, run_id, listing.source_uri, flow_run.get_id(),
-                           datetime.now(UTC).replace(tzinfo=None))  # fmt: skip
+    open_run(store, run_id, listing.source_uri, flow_run.get_id(),
+             datetime.now(UTC).replace(tzinfo=None))  # fmt: skip
     logger.info(
         "%s: %d media files, %d new or changed; warehouse %s",
         listing.source_uri, len(listing.media), len(new_files), settings.warehouse_path,
@@ -83,21 +84,23 @@ def ingest(
         files_listed=len(listing.media), files_new=len(new_files),
         other_files=listing.other_files, outside_root=len(listing.outside_root), list_s=list_s,
     )  # fmt: skip
-    record_outside_links(settings, run_id, listing)
+    record_outside_links(store, run_id, listing)
     model_dir = fetch_models(settings)
     summary.model_dir = str(model_dir)
-    summary.models = model_ids(settings.model_names)
-    summary.stats.add(detect_and_load(settings, model_dir, listing.source_uri, run_id, new_files))
+    summary.models = model_ids(settings)
+    summary.stats.add(
+        detect_and_load(settings, store, model_dir, listing.source_uri, run_id, new_files)
+    )
     if summary.stats.images:
-        mark_repeat_detections(settings, run_id)
+        mark_repeat_detections(settings, store, run_id)
     if settings.build_marts:
-        changed = load_deployments(settings) or summary.stats.files > 0
-        result = build_marts(settings, changed=changed)
+        changed = load_deployments(settings, store) or summary.stats.files > 0
+        result = build_marts(settings, store, changed=changed)
         summary.marts_s = result.seconds if result else 0.0
-    queue_alerts(settings, run_id)
+    queue_alerts(settings, store, run_id)
     deliver_alerts(settings)  # also retries what earlier runs left pending
     summary.duration_s = time.perf_counter() - started
-    close_run(settings, started_run, _run_record(summary))
+    close_run(store, run_id, _run_record(summary))
     publish_run_report(summary)
     logger.info(
         "done: %d images, %d boxes, %d quarantined in %.1f s (%.2f images/s)",

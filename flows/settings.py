@@ -8,12 +8,24 @@ e.g. ``TRAPFLOW_DETECTION_THRESHOLDS__PERSON=0.6``.
 
 from __future__ import annotations
 
+import copy
+import difflib
+import functools
 import json
 import os
+import tomllib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -22,10 +34,53 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-from flows.access.privacy import DEFAULT_SENSITIVE
+from flows.errors import UserError
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+DBT_PROJECT_FILE = REPO_ROOT / "dbt" / "dbt_project.yml"
 MEDIA_EXTENSIONS = ("jpg", "jpeg", "png", "tif", "tiff", "mp4", "avi", "mov")  # + clips
+CATEGORIES = ("animal", "person", "vehicle")  # MegaDetector's categories 1, 2, 3
+
+#: Every dbt var of dbt_project.yml and the setting that gives its value. dbt owns the rules
+#: and their defaults (dbt_project.yml ``vars:``); the settings read those defaults from there
+#: and pass every var on each build (Settings.dbt_vars).
+DBT_VAR_SETTINGS: dict[str, str] = {
+    "detection_thresholds": "detection_thresholds",
+    "animal_detector": "animal_model",
+    "person_vehicle_detector": "general_model",
+    "person_cue_detector": "person_cue_model",
+    "classification_threshold": "classification_threshold",
+    "independence_minutes": "independence_minutes",
+    "independence_mode": "independence_mode",
+    "camera_down_gap_days": "camera_down_gap_days",
+    "min_effort_trap_nights": "min_effort_trap_nights",
+    "trend_period": "trend_period",
+    "trend_alpha": "trend_alpha",
+    "sensitive_species": "sensitive_species",
+    "sensitive_grid_km": "sensitive_grid_km",
+}
+
+
+class SettingsError(UserError, ValueError):
+    """A setting has a value trapflow cannot use; the message is one line naming it and the fix."""
+
+
+@functools.cache
+def dbt_defaults() -> dict[str, Any]:
+    """The vars dbt_project.yml declares, with their defaults (the one literal of each)."""
+    import yaml  # type: ignore[import-untyped]  # pyyaml comes with dbt-core
+
+    project = yaml.safe_load(DBT_PROJECT_FILE.read_text(encoding="utf-8"))
+    return dict(project.get("vars") or {})
+
+
+def _dbt_default(var: str) -> Callable[[], Any]:
+    """A default_factory: dbt_project.yml's default of ``var`` (a fresh copy each time)."""
+
+    def factory() -> Any:
+        return copy.deepcopy(dbt_defaults()[var])
+
+    return factory
 
 
 def _default_mirror() -> str | None:
@@ -123,12 +178,17 @@ class Settings(BaseSettings):
     )
 
     # Inference
-    animal_model: str = Field(default="mdlite_yolox_tiny", description="Detector for animals.")
+    animal_model: str = Field(
+        default_factory=_dbt_default("animal_detector"),
+        description="Detector for animals; its animal boxes are counted (dbt var animal_detector).",
+    )
     general_model: str = Field(
-        default="yolox_nano_coco", description="Detector for persons and vehicles."
+        default_factory=_dbt_default("person_vehicle_detector"),
+        description="Detector for persons and vehicles; its boxes of those are counted (dbt var "
+        "person_vehicle_detector).",
     )
     person_cue_model: str | None = Field(
-        default="mobilenetv2_12_int8_imagenet",
+        default_factory=_dbt_default("person_cue_detector"),
         description="ImageNet classifier looking for apparel and gear in animal boxes "
         "(a second opinion on people); empty to switch off.",
     )
@@ -191,9 +251,9 @@ class Settings(BaseSettings):
         "sha256=..., decoder='yolov5' (see docs/models.md).",
     )
 
-    # Marts
+    # Marts: each of these is a dbt var; the defaults are dbt_project.yml's (dbt owns the rules)
     detection_thresholds: dict[str, float] = Field(
-        default_factory=lambda: {"animal": 0.25, "person": 0.5, "vehicle": 0.5},
+        default_factory=_dbt_default("detection_thresholds"),
         description="Minimum confidence per category counted by the marts (dbt var).",
     )
     build_marts: bool = Field(default=True, description="Run dbt build after each ingest.")
@@ -204,32 +264,53 @@ class Settings(BaseSettings):
         "without it, deployments are inferred from the images.",
     )
     independence_minutes: float = Field(
-        default=30.0, gt=0.0, description="Detections of a species closer than this are one event."
+        default_factory=_dbt_default("independence_minutes"),
+        gt=0.0,
+        description="Detections of a species closer than this are one event.",
     )
     independence_mode: Literal["last_independent", "last_record"] = Field(
-        default="last_independent",
+        default_factory=_dbt_default("independence_mode"),
         description="Compare to the event's first record (camtrapR lastIndependentRecord) "
         "or to the previous record (lastRecord).",
     )
     camera_down_gap_days: float = Field(
-        default=7.0, gt=0.0, description="Gaps between images longer than this are down days."
+        default_factory=_dbt_default("camera_down_gap_days"),
+        gt=0.0,
+        description="Gaps between images longer than this are down days.",
     )
     min_effort_trap_nights: float = Field(
-        default=5.0, ge=0.0, description="Rolling windows with less effort get no statistics."
+        default_factory=_dbt_default("min_effort_trap_nights"),
+        ge=0.0,
+        description="Rolling windows with less effort get no statistics.",
     )
     classification_threshold: float = Field(
-        default=0.5, ge=0.0, le=1.0, description="Minimum top-1 probability of a species label."
+        default_factory=_dbt_default("classification_threshold"),
+        ge=0.0,
+        le=1.0,
+        description="Minimum top-1 probability of a species label.",
+    )
+    trend_period: Literal["week", "month"] = Field(
+        default_factory=_dbt_default("trend_period"),
+        description="Periods of the population trend test (fct_population_trend).",
+    )
+    trend_alpha: float = Field(
+        default_factory=_dbt_default("trend_alpha"),
+        gt=0.0,
+        le=1.0,
+        description="A trend is reported when the Mann-Kendall p is below this.",
     )
 
     # Privacy (flows/access/privacy.py): shown and exported coordinates of these taxa are
-    # generalised
+    # generalised; dbt vars too (dbt decides which sites are sensitive)
     sensitive_species: Annotated[tuple[str, ...], NoDecode] = Field(
-        default=DEFAULT_SENSITIVE,
+        default_factory=_dbt_default("sensitive_species"),
         description="Taxa whose locations are generalised (substring match on the label; add "
         "IUCN CR/EN species you work with).",
     )
     sensitive_grid_km: float = Field(
-        default=10.0, ge=0.0, description="Grid cell (km) sensitive coordinates are rounded to."
+        default_factory=_dbt_default("sensitive_grid_km"),
+        ge=0.0,
+        description="Grid cell (km) sensitive coordinates are rounded to.",
     )
 
     # Serving
@@ -310,7 +391,13 @@ class Settings(BaseSettings):
     @field_validator("detection_thresholds")
     @classmethod
     def _check_thresholds(cls, value: dict[str, float]) -> dict[str, float]:
-        merged = {"animal": 0.25, "person": 0.5, "vehicle": 0.5, **value}
+        unknown = sorted(set(value) - set(CATEGORIES))
+        if unknown:
+            raise ValueError(
+                f"unknown categor{'ies' if len(unknown) > 1 else 'y'} {', '.join(unknown)}; "
+                f"use {', '.join(CATEGORIES)}"
+            )
+        merged = {**dbt_defaults()["detection_thresholds"], **value}
         for key, threshold in merged.items():
             if not 0.0 <= threshold <= 1.0:
                 raise ValueError(f"detection_thresholds.{key}={threshold} must be within 0..1")
@@ -335,6 +422,19 @@ class Settings(BaseSettings):
         ]  # fmt: skip
         return [n for n in names if n]
 
+    def dbt_vars(self) -> dict[str, object]:
+        """Every var dbt_project.yml declares, from these settings (``dbt --vars``): the marts
+        count what this run's settings say, whatever the user changed."""
+        values: dict[str, object] = {}
+        for var, name in DBT_VAR_SETTINGS.items():
+            value = getattr(self, name)
+            if isinstance(value, tuple):
+                value = list(value)
+            elif isinstance(value, dict):
+                value = dict(value)
+            values[var] = "" if value is None else value
+        return values
+
     @property
     def warehouse_path(self) -> Path:
         return (self.warehouse or self.home / "warehouse.duckdb").expanduser().absolute()
@@ -358,13 +458,49 @@ class Settings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         toml_file = Path(os.environ.get("TRAPFLOW_CONFIG", "trapflow.toml"))
-        return (
-            init_settings,
-            env_settings,
-            TomlConfigSettingsSource(settings_cls, toml_file=toml_file),
-        )
+        try:
+            toml = TomlConfigSettingsSource(settings_cls, toml_file=toml_file)
+        except tomllib.TOMLDecodeError as exc:
+            raise SettingsError(
+                f"{toml_file} is not valid TOML ({exc}); fix that line (README.md has an example)"
+            ) from None
+        _refuse_unknown_keys(toml.toml_data, settings_cls, toml_file)
+        return (init_settings, env_settings, toml)
+
+
+def _refuse_unknown_keys(data: dict[str, Any], cls: type[BaseSettings], path: Path) -> None:
+    """A key of trapflow.toml that is no setting (a typo) would silently leave the default."""
+    for key in data:
+        if key not in cls.model_fields:
+            close = difflib.get_close_matches(key, list(cls.model_fields), n=1)
+            hint = f"did you mean '{close[0]}'? " if close else ""
+            raise SettingsError(
+                f"{path}: '{key}' is no trapflow setting; {hint}fix or remove it "
+                "('trapflow config' lists the settings)"
+            )
+
+
+def _explain(error: ValidationError) -> str:
+    """One line for a settings mistake: which setting, what is wrong, where to fix it."""
+    problems = []
+    for item in error.errors():
+        where = ".".join(str(part) for part in item["loc"]) or "settings"
+        got = item.get("input")
+        shown = "" if isinstance(got, dict) or got is None else f" (got {got!r})"
+        problems.append(f"{where}: {item['msg']}{shown}")
+    config = os.environ.get("TRAPFLOW_CONFIG", "trapflow.toml")
+    return (
+        f"invalid setting: {'; '.join(problems)}. Fix it in {config}, the TRAPFLOW_* environment "
+        "or the command's options (see 'trapflow config' and README.md)."
+    )
 
 
 def load_settings(**overrides: Any) -> Settings:
-    """Settings with the given overrides (``None`` values are ignored, as unset CLI options)."""
-    return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    """Settings with the given overrides (``None`` values are ignored, as unset CLI options).
+
+    Raises SettingsError (one line: the setting, the problem, where to fix it) on a bad value.
+    """
+    try:
+        return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    except ValidationError as exc:
+        raise SettingsError(_explain(exc)) from None

@@ -28,6 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, BinaryIO
 
+from models_ml.errors import UserError
+
 try:
     import fcntl
 except ImportError:  # pragma: no cover - not POSIX: no cross-process lock
@@ -65,8 +67,8 @@ _OFFICIAL_ADVICE = (
 )
 
 
-class ModelError(Exception):
-    """Base class of the registry's errors."""
+class ModelError(UserError):
+    """Base class of the registry's errors (user errors: the message says what to do)."""
 
 
 class ModelFetchError(ModelError):

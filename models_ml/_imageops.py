@@ -48,6 +48,8 @@ _SIGNATURES: tuple[tuple[bytes, str], ...] = (
     (b"Rar!", "RAR archive"),
     (b"\x30\x26\xb2\x75\x8e\x66\xcf\x11", "ASF/WMV video"),
     (b"\x1a\x45\xdf\xa3", "Matroska/WebM video"),
+    (b"\x00\x00\x01\xba", "MPEG-PS video"),
+    (b"FLV\x01", "FLV video"),
     (b"ID3", "MP3 audio"),
     (b"SQLite format 3\x00", "SQLite database"),
 )
@@ -109,6 +111,13 @@ def _sniff(head: bytes) -> str | None:
     return None
 
 
+def sniff_clip(head: bytes) -> str | None:
+    """The container a file's first bytes (16 are enough) say it is, when it is a video clip
+    (MP4/MOV, AVI, ASF/WMV, Matroska/WebM, MPEG-PS, FLV), else None. Cheap: no decoding."""
+    name = _sniff(head)
+    return name if name is not None and name.endswith(" video") else None
+
+
 def _describe_bytes(head: bytes) -> str:
     """Say what the first bytes of a non-image look like, for the error message."""
     sample = head[:32]
@@ -167,7 +176,7 @@ def _unidentified(data: bytes) -> ImageRejected:
             "(truncated or damaged); copy it from the card again.",
         )
     if sniffed is not None:
-        hint = "; extract frames from videos first" if "video" in sniffed else ""
+        hint = "; clips are read as videos, not as photos" if "video" in sniffed else ""
         return ImageRejected("not_an_image", f"not a photo: the file is {sniffed} data{hint}.")
     return ImageRejected(
         "not_an_image",
@@ -189,7 +198,9 @@ def open_image(data: bytes, *, max_pixels: int) -> Image.Image:
     """
     if not data:
         raise ImageRejected(
-            "empty_file", "the file is 0 bytes (an interrupted copy?); copy it again."
+            "empty_file",
+            "the file is 0 bytes: the copy from the card failed or was interrupted; copy it "
+            "again from the card",
         )
     try:
         img = Image.open(io.BytesIO(data), formats=_openable_formats())

@@ -30,6 +30,7 @@ from PIL import Image
 from ._boxes import batched_nms, cxcywh_to_xyxy, to_normalised_xywh
 from ._imageops import letterbox_planes
 from ._types import CATEGORY_IDS, BBox, Detection, PreprocessedImage
+from .errors import ModelConfigError
 from .registry import ModelSpec
 from .session import create_session
 
@@ -197,6 +198,15 @@ class YoloxDetector:
                 f"{len(self.class_names)} classes ({spec.output.decoder}); check the decoder "
                 "and the labels"
             )
+        dims = inputs[self._input_name].shape  # [N, 3, H, W]; names where dynamic
+        fixed = (dims[3], dims[2]) if len(dims) == 4 else ()  # (W, H)
+        if all(isinstance(d, int) for d in fixed) and fixed and fixed != spec.input.size:
+            width, height = fixed
+            raise ModelConfigError(
+                f"{spec.name}: the model takes {width}x{height} images but its entry says "
+                f"{spec.input.size[0]}x{spec.input.size[1]}; set size = [{width}, {height}] "
+                f"under [models.{spec.name}] in trapflow.toml"
+            )
 
     # ----------------------------------------------------------------- properties
     @property
@@ -332,7 +342,10 @@ def _class_names(spec: ModelSpec, model_dir: Path, given: Sequence[str] | None) 
         return tuple(line.strip() for line in lines if line.strip())
     if spec.output.decoder in ("yolov5", "yolov8"):
         return MD_CLASS_NAMES
-    raise ValueError(f"{spec.name}: no class names (labels, labels_file or class_names=)")
+    raise ModelConfigError(
+        f"{spec.name}: no class names: add labels = [...] or labels_file under "
+        f"[models.{spec.name}] in trapflow.toml (or pass class_names=)"
+    )
 
 
 def _class_categories(
@@ -360,4 +373,16 @@ def _class_categories(
         return tuple(spec.categories.get(name) for name in names)
     if spec.output.decoder in ("yolov5", "yolov8") and tuple(names) == MD_CLASS_NAMES:
         return MD_CLASS_NAMES
-    raise ValueError(f"{spec.name}: no class -> category map (categories, groups_file or groups=)")
+    raise ModelConfigError(
+        f'{spec.name}: no class -> category map: add categories = {{ animal = "animal" }} '
+        f"(model class -> animal, person or vehicle) or groups_file under [models.{spec.name}] "
+        "in trapflow.toml (or pass groups=)"
+    )
+
+
+def class_map(spec: ModelSpec, model_dir: Path) -> tuple[tuple[str, ...], tuple[str | None, ...]]:
+    """The class names and their categories that :meth:`YoloxDetector.from_spec` resolves for
+    ``spec`` (files under ``model_dir``), without loading the model: a cheap check of an entry
+    before a run. Raises :class:`ModelConfigError` when the entry lacks either."""
+    names = _class_names(spec, model_dir, None)
+    return names, _class_categories(spec, model_dir, names, None)

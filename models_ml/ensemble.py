@@ -71,12 +71,19 @@ class DetectorEnsemble:
 
         The general detector is kept for ``general_categories``: by default person and vehicle,
         plus animal as a second opinion; drop ``"animal"`` to trust only the animal model.
-        ``general_model=None`` runs the animal detector alone. ``person_cue_model`` (an
-        ImageNet classifier) adds :class:`ApparelPersonCue` over the animal detector's boxes.
+        ``general_model=None`` runs the animal detector alone; ``general_model ==
+        animal_model`` (one MegaDetector for every category) runs it once, kept for animal and
+        ``general_categories``. ``person_cue_model`` (an ImageNet classifier) adds
+        :class:`ApparelPersonCue` over the animal detector's boxes.
         """
         specs = manifest if manifest is not None else load_manifest()
+        animal_categories: tuple[str, ...] = ("animal",)
+        if general_model == animal_model:  # one MegaDetector for everything: run it once,
+            # so its animal boxes are not stored (and counted) twice
+            animal_categories = ("animal", *(c for c in general_categories if c != "animal"))
+            general_model = None
         members: list[tuple[YoloxDetector, Iterable[str]]] = [
-            (_load(specs, animal_model, model_dir, intra_op_threads, providers), ("animal",))
+            (_load(specs, animal_model, model_dir, intra_op_threads, providers), animal_categories)
         ]
         if general_model is not None:
             general = _load(specs, general_model, model_dir, intra_op_threads, providers)

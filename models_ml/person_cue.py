@@ -28,6 +28,10 @@ from .session import create_session
 
 DEFAULT_CUE_MODEL = "mobilenetv2_12_int8_imagenet"
 
+#: Animal boxes below this confidence are not looked into (a decoding default of the cue, not
+#: a counting rule: which boxes count is dbt's).
+MIN_SOURCE_CONFIDENCE = 0.25
+
 #: ImageNet classes that are worn or carried by people (lines of imagenet_labels.txt).
 APPAREL_AND_GEAR: frozenset[str] = frozenset(
     {
@@ -126,7 +130,7 @@ class ApparelPersonCue:
         img: Image.Image,
         animal_boxes: Sequence[Detection],
         conf_floor: float,
-        min_box_confidence: float = 0.25,
+        min_box_confidence: float = MIN_SOURCE_CONFIDENCE,
     ) -> list[Detection]:
         """``person`` detections for the animal boxes whose crops are apparel or gear."""
         sources = [d for d in animal_boxes if d.confidence >= min_box_confidence]

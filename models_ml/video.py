@@ -36,7 +36,19 @@ Source = str | IO[bytes]
 class VideoError(Exception):
     """A clip that cannot be used; ``reason`` is a short code for the quarantine."""
 
+    REASONS = frozenset(
+        {
+            "corrupt_video",
+            "undecodable_video",
+            "unsupported_video",
+            "no_video_stream",
+            "empty_video",
+        }
+    )
+
     def __init__(self, reason: str, message: str) -> None:
+        if reason not in self.REASONS:
+            raise ValueError(f"unknown VideoError reason {reason!r}")
         super().__init__(message)
         self.reason = reason
 

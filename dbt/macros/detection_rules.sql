@@ -10,8 +10,8 @@
     } -%}
     {%- if thresholds is not mapping -%}
         {{ exceptions.raise_compiler_error(
-            "var detection_thresholds must be a mapping like "
-            ~ "{animal: 0.25, person: 0.5, vehicle: 0.5}; got " ~ thresholds
+            "var detection_thresholds must be a mapping of animal, person and vehicle "
+            ~ "to a confidence in [0, 1]; got " ~ thresholds
         ) }}
     {%- endif -%}
     {%- set rules = [] -%}
@@ -38,4 +38,24 @@
         }) -%}
     {%- endfor -%}
     {{ return(rules) }}
+{%- endmacro %}
+
+
+{#- The counting rules as a relation (category, model_name, min_confidence): one row per
+    MegaDetector category, for the models that join boxes to them. -#}
+{% macro detection_rules_relation() -%}
+    select
+        category,
+        model_name,
+        min_confidence
+    from (
+        values
+        {%- for rule in detection_rules() %}
+            (
+                '{{ rule.category }}',
+                '{{ rule.model_name | replace("'", "''") }}',
+                cast({{ rule.min_confidence }} as double)
+            ){{ "," if not loop.last }}
+        {%- endfor %}
+    ) as rules (category, model_name, min_confidence)
 {%- endmacro %}

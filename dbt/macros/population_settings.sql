@@ -1,27 +1,28 @@
 {#- The population vars, checked: a bad --vars fails the compile with a message naming the var,
-    never a quiet build with nonsense. Returns a dict. -#}
+    never a quiet build with nonsense. Returns a dict. The defaults are dbt_project.yml's only
+    (no second default here: trapflow passes every var, Settings.dbt_vars). -#}
 {% macro population_settings() -%}
-    {%- set mode = var('independence_mode', 'last_independent') -%}
+    {%- set mode = var('independence_mode') -%}
     {%- if mode not in ['last_independent', 'last_record'] -%}
         {{ exceptions.raise_compiler_error(
             "var independence_mode must be 'last_independent' or 'last_record'; got " ~ mode
         ) }}
     {%- endif -%}
-    {%- set period = var('trend_period', 'month') -%}
+    {%- set period = var('trend_period') -%}
     {%- if period not in ['week', 'month'] -%}
         {{ exceptions.raise_compiler_error(
             "var trend_period must be 'week' or 'month'; got " ~ period
         ) }}
     {%- endif -%}
     {%- set numbers = {} -%}
-    {%- for name, low, high, default in [
-        ('independence_minutes', 0, none, 30),
-        ('camera_down_gap_days', 0, none, 7),
-        ('min_effort_trap_nights', -1, none, 5),
-        ('classification_threshold', -1, 1, 0.5),
-        ('trend_alpha', 0, 1, 0.05),
+    {%- for name, low, high in [
+        ('independence_minutes', 0, none),
+        ('camera_down_gap_days', 0, none),
+        ('min_effort_trap_nights', -1, none),
+        ('classification_threshold', -1, 1),
+        ('trend_alpha', 0, 1),
     ] -%}
-        {%- set value = var(name, default) -%}
+        {%- set value = var(name) -%}
         {%- if value is not number or value is sameas true or value is sameas false
             or value <= low or (high is not none and value > high) -%}
             {{ exceptions.raise_compiler_error(
@@ -35,7 +36,7 @@
     {%- do numbers.update({
         'independence_mode': mode,
         'trend_period': period,
-        'person_cue_detector': (var('person_cue_detector', '') or '') | string,
+        'person_cue_detector': (var('person_cue_detector') or '') | string,
         'independence_us': (numbers['independence_minutes'] * 60000000) | round | int,
         'down_gap_us': (numbers['camera_down_gap_days'] * 86400000000) | round | int,
     }) -%}

@@ -2,7 +2,8 @@
 
 - **Location**: coordinates of sensitive species are generalised to a grid everywhere they are
   shown or exported (exact values stay in the raw tables, for rangers): :func:`is_sensitive`,
-  :func:`generalise`, :func:`sensitive_sites`.
+  :func:`generalise`, :func:`sensitive_site_ids` (which sites: dbt's ``marts.live_sites``),
+  :func:`sensitive_sites` (for other taxa).
 - **People**: person boxes are blurred in every image shown or exported to anyone who is not a
   ranger: :func:`blur_boxes` (the originals are never modified).
 
@@ -33,6 +34,15 @@ def is_sensitive(label: str | None, sensitive: Iterable[str]) -> bool:
         return False
     text = label.lower()
     return any(word.lower() in text for word in sensitive if word)
+
+
+def sensitive_label_sql(column: str, sensitive: Iterable[str]) -> tuple[str, list[str]]:
+    """:func:`is_sensitive` as a SQL condition on ``column`` and its parameters (the words);
+    the same rule as dbt's macro is_sensitive_label (dbt/macros/detection_candidates.sql)."""
+    words = [w.lower() for w in sensitive if w]
+    if not words:
+        return "false", []
+    return "(" + " or ".join(f"contains(lower({column}), ?)" for _ in words) + ")", words
 
 
 def generalise(
@@ -99,61 +109,54 @@ def blur_boxes(img: Image.Image, boxes: Iterable[tuple[float, float, float, floa
 # --------------------------------------------------------------------------- where
 
 
-_SITE_LABELS = """
-select distinct m.site_id, lower(x.label) as label
-from raw.media m
-join (
-    select d.media_id, d.label
-    from raw.detections d
-    where d.confidence >= coalesce(
-        case d.category when 'animal' then $animal when 'person' then $person
-                        when 'vehicle' then $vehicle end, $animal)
-      and not exists (
-        select 1 from review.labels r
-        where r.detection_id = d.detection_id and r.is_false_positive)
-    union all
-    select c.media_id, c.label from raw.classifications c where c.probability >= $species
-    union all
-    select r.media_id, r.label from review.labels r
-    where r.label is not null and not r.is_false_positive
-) x on x.media_id = m.media_id
-where x.label is not null
-"""
+def sensitive_site_ids(con: duckdb.DuckDBPyConnection) -> set[str]:
+    """Sites where any camera ever recorded a sensitive taxon, as dbt decides it now
+    (``marts.live_sites.is_sensitive``: the var sensitive_species over the labels that the
+    counting rules say were recorded, reviews included). Empty without the live views."""
+    if not _relation_exists(con, "live_sites"):
+        return set()
+    rows = con.execute("select site_id from marts.live_sites where is_sensitive").fetchall()
+    return {str(site) for (site,) in rows}
 
 
 def sensitive_sites(
     con: duckdb.DuckDBPyConnection,
     sensitive: Iterable[str],
-    thresholds: Mapping[str, float],
-    classification_threshold: float,
+    thresholds: Mapping[str, float] | None = None,
+    classification_threshold: float | None = None,
 ) -> set[str]:
-    """Sites where any camera ever recorded a sensitive taxon: in the raw tables (so it holds
-    before the marts are built) a detector box of any model at or above its category's
-    threshold, a species classification at or above ``classification_threshold``, or a
-    reviewer's label (boxes a reviewer marked as false positives do not count); and any label
-    of ``marts.fct_daily_population`` when it exists.
+    """Sites where any camera ever recorded one of the ``sensitive`` taxa: the labels dbt says
+    were recorded there (``marts.live_site_labels``: boxes that are not false positives and
+    count or are at or above their category's threshold, whichever model; the latest review of
+    a whole image), matched with :func:`is_sensitive`; and any label of
+    ``marts.fct_daily_population``. For the settings' own taxa read
+    :func:`sensitive_site_ids`.
+
+    Which boxes count, at which threshold, and which review wins are dbt's rules, made with
+    the settings the live views were created with: ``thresholds`` and
+    ``classification_threshold`` are accepted for old callers and not used.
 
     Site-level on purpose: cameras of one site are close together, so a person seen at any of
     them tells where the rhinos are.
     """
+    del thresholds, classification_threshold  # dbt's (marts.live_rules), not the caller's
     words = tuple(sensitive)
     if not any(words):
         return set()
-    rows = con.execute(
-        _SITE_LABELS,
-        {
-            "animal": thresholds.get("animal", 0.25),
-            "person": thresholds.get("person", 0.5),
-            "vehicle": thresholds.get("vehicle", 0.5),
-            "species": classification_threshold,
-        },
-    ).fetchall()
-    marts = con.execute(
-        "select count(*) from information_schema.tables "
-        "where table_schema = 'marts' and table_name = 'fct_daily_population'"
-    ).fetchone()
-    if marts and marts[0]:  # what the dashboard counts (and all there is in lake mode)
+    rows: list[tuple[object, object]] = []
+    if _relation_exists(con, "live_site_labels"):
+        rows += con.execute("select site_id, label from marts.live_site_labels").fetchall()
+    if _relation_exists(con, "fct_daily_population"):  # what the dashboard counts
         rows += con.execute(
             "select distinct site_id, lower(label) from marts.fct_daily_population"
         ).fetchall()
-    return {str(site) for site, label in rows if is_sensitive(label, words)}
+    return {str(site) for site, label in rows if is_sensitive(str(label or ""), words)}
+
+
+def _relation_exists(con: duckdb.DuckDBPyConnection, name: str) -> bool:
+    row = con.execute(
+        "select count(*) from information_schema.tables "
+        "where table_schema = 'marts' and table_name = ?",
+        [name],
+    ).fetchone()
+    return bool(row and row[0])

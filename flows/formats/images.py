@@ -3,7 +3,8 @@
 Plain functions, no Prefect. What a copy gets (docs/formats.md, docs/security.md):
 
 - **People blurred** (default): every stored person box of the image (any model, any
-  confidence down to ``inference_floor``) is pixelated and blurred with the dashboard's blur
+  confidence down to ``inference_floor``, or a box a reviewer called a person: dbt's
+  ``marts.fct_detections``) is pixelated and blurred with the dashboard's blur
   (``flows.access.privacy.blur_boxes``), the image re-encoded (JPEG stays JPEG at quality 95,
   anything else becomes PNG without metadata). A JPEG's EXIF goes with it minus what could
   show the person or the place: the embedded preview thumbnail, the maker note, and GPS unless
@@ -38,8 +39,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 
 from flows.access.privacy import blur_boxes, sensitive_sites
-from flows.alerts.engine import find_people
-from flows.formats.exports import ExportError
+from flows.formats.common import default_setting, require_marts
 from flows.pipeline.discovery import read_file
 from flows.store import warehouse as _warehouse
 
@@ -391,6 +391,26 @@ where (len($sites) = 0 or m.site_id in (select unnest($sites)))
 order by m.site_id, m.captured_at, m.media_id
 """
 
+#: Every box of a still that shows a person by its detector or by its review (any model,
+#: any confidence, false positives too: blurring too much is the safe side).
+_PEOPLE = """
+select media_id, bbox_x, bbox_y, bbox_w, bbox_h
+from marts.fct_detections
+where (category = 'person' or detector_category = 'person')
+  and frame_number is null and bbox_x is not null and media_id in (select unnest(?))
+order by media_id, detection_id
+"""
+
+
+def find_people(con: Any, media_ids: Sequence[str]) -> dict[str, list[Box]]:
+    """media_id -> the person boxes to blur in the image (:data:`_PEOPLE`)."""
+    people: dict[str, list[Box]] = {}
+    if not media_ids:
+        return people
+    for media_id, x, y, w, h in con.execute(_PEOPLE, [list(media_ids)]).fetchall():
+        people.setdefault(str(media_id), []).append((float(x), float(y), float(w), float(h)))
+    return people
+
 
 def export_images(
     warehouse: Path,
@@ -402,18 +422,18 @@ def export_images(
     strip_gps: bool = True,
     sensitive: Sequence[str] = (),
     thresholds: Mapping[str, float] | None = None,
-    classification_threshold: float = 0.5,
-    max_image_pixels: int = 80_000_000,
+    classification_threshold: float | None = None,
+    max_image_pixels: int | None = None,
 ) -> ImageExportResult:
     """Copy the selected images (``sites``; ``species``: lower-case labels of the counted
     observations, as the marts have them) into ``out_dir`` with people blurred and GPS
     stripped unless turned off, and write ``manifest.csv`` there. Clips are listed as skipped.
+    Which sites are sensitive is ``sensitive_sites``'s (dbt's relations); an unset
+    ``max_image_pixels`` is the setting's default.
     """
-    if not _warehouse.has_marts(warehouse):
-        raise ExportError(
-            f"the warehouse {warehouse} has no marts yet: run 'trapflow marts' (or 'trapflow run') "
-            "first"
-        )
+    require_marts(warehouse)
+    if max_image_pixels is None:
+        max_image_pixels = int(default_setting("max_image_pixels"))
     with _warehouse.connect(warehouse, read_only=True) as con:
         cur = con.execute(
             _SELECT,
@@ -423,7 +443,7 @@ def export_images(
         media = [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
         people = find_people(con, [m["media_id"] for m in media]) if blur else {}
         risky = (
-            sensitive_sites(con, sensitive, thresholds or {}, classification_threshold)
+            sensitive_sites(con, sensitive, thresholds, classification_threshold)
             if not strip_gps
             else set()
         )
@@ -510,6 +530,7 @@ __all__ = [
     "Exported",
     "ImageExportResult",
     "export_images",
+    "find_people",
     "privatise",
     "safe_relative",
 ]

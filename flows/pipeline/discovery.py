@@ -5,7 +5,6 @@ Plain functions, no Prefect: the ingest flow's tasks call these.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import posixpath
 import re
@@ -17,6 +16,9 @@ from typing import Any
 
 import fsspec
 from fsspec.implementations.local import LocalFileSystem
+
+from flows.errors import UserError
+from flows.store import ids
 
 
 @dataclass(frozen=True)
@@ -36,13 +38,17 @@ class Listing:
     outside_root: tuple[str, ...]  # symlinks that point outside the root: never followed
 
 
+class SourceNotFoundError(UserError, FileNotFoundError):
+    """The source folder does not exist (a user error: the message says what to pass)."""
+
+
 def open_source(uri: str) -> tuple[fsspec.AbstractFileSystem, str]:
     """The filesystem and root path of a source URI; local folders become absolute paths."""
     fs, root = fsspec.core.url_to_fs(uri)
     if isinstance(fs, LocalFileSystem):
         root = os.path.realpath(os.path.expanduser(root))
         if not os.path.isdir(root):
-            raise FileNotFoundError(
+            raise SourceNotFoundError(
                 f"source folder {root} does not exist: pass an existing folder with --source "
                 "or set TRAPFLOW_SOURCE"
             )
@@ -117,7 +123,8 @@ def read_file(uri: str, rel_path: str) -> bytes:
 
 
 def sha256_hex(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
+    """A file's media_id (``flows.store.ids.media_id``)."""
+    return ids.media_id(data)
 
 
 @lru_cache(maxsize=32)

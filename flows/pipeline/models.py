@@ -5,12 +5,13 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
+from flows.errors import UserError
 from flows.settings import Settings
 from models_ml import registry
 
 
-class ModelsUnavailableError(RuntimeError):
-    pass
+class ModelsUnavailableError(UserError, RuntimeError):
+    """A configured model is not in the registry or not usable; the message says what to fix."""
 
 
 def ensure_models(settings: Settings, names: Iterable[str]) -> Path:
@@ -36,7 +37,10 @@ def ensure_models(settings: Settings, names: Iterable[str]) -> Path:
     return model_dir
 
 
-def model_ids(names: Iterable[str]) -> list[str]:
-    """``name@version`` of each named model, as stored with its detections."""
-    manifest = registry.load_manifest()
-    return [manifest[n].model_id for n in names if n in manifest]
+def model_ids(settings: Settings) -> list[str]:
+    """``name@version`` of each model a run uses, as stored with its detections (the user's
+    own ``[models.<name>]`` entries included)."""
+    from flows.pipeline.context import configured_manifest
+
+    manifest = configured_manifest(settings)
+    return [manifest[n].model_id for n in settings.model_names if n in manifest]

@@ -14,36 +14,64 @@ import duckdb
 
 from flows.pipeline.models import ensure_models
 from flows.settings import Settings
+from flows.store import warehouse as _warehouse
 from models_ml import training
 from models_ml.training import LabelledImage, TrainingConfig, TrainingDataError, TrainResult
 
+#: One label per image from the reviews in force (dbt decides which review wins).
+_REVIEWED = """
+    select m.source_uri, m.file_path, r.label
+    from (
+        select media_id, label
+        from marts.fct_label_reviews
+        where is_latest and label is not null and not is_false_positive
+          and coalesce(category, 'animal') = 'animal'
+        qualify row_number() over (
+            partition by media_id order by reviewed_at desc, label_id desc) = 1
+    ) r
+    join marts.dim_media m using (media_id)
+    order by m.file_path
+"""
+
+
+def _has_reviews_mart(con: duckdb.DuckDBPyConnection) -> bool:
+    row = con.execute(
+        "select count(*) from information_schema.tables "
+        "where table_schema = 'marts' and table_name = 'fct_label_reviews'"
+    ).fetchone()
+    return bool(row and row[0])
+
+
+def _has_reviews(con: duckdb.DuckDBPyConnection) -> bool:
+    try:
+        row = con.execute("select count(*) from review.labels").fetchone()
+    except duckdb.CatalogException:
+        return False
+    return bool(row and row[0])
+
 
 def reviewed_labels(warehouse: Path) -> list[LabelledImage]:
-    """Images reviewers labelled in the dashboard (``review.labels``), local files only.
+    """Images reviewers labelled in the dashboard, local files only.
 
-    One label per image: the latest review of the image that names a species and is not a
-    false positive. Images whose file is no longer where it was ingested are left out.
+    The reviews in force are dbt's (``marts.fct_label_reviews.is_latest``: the latest review
+    of each box, and of each whole image); of those, the ones naming an animal species that
+    are not false positives give the image its label (the latest when several boxes were
+    labelled). Images whose file is no longer where it was ingested are left out.
     """
     if not Path(warehouse).is_file():
         raise TrainingDataError(f"warehouse {warehouse} not found; check --warehouse")
-    sql = """
-        select m.source_uri, m.file_path, r.label
-        from (
-            select media_id, label, row_number() over (
-                partition by media_id order by reviewed_at desc) as n
-            from review.labels
-            where label is not null and not is_false_positive
-              and coalesce(category, 'animal') = 'animal'
-        ) r
-        join raw.media m using (media_id)
-        where r.n = 1
-        order by m.file_path
-    """
     try:
-        with duckdb.connect(str(warehouse), read_only=True) as con:
-            rows = con.execute(sql).fetchall()
+        with _warehouse.connect(Path(warehouse), read_only=True) as con:
+            if not _has_reviews_mart(con):
+                if _has_reviews(con):
+                    raise TrainingDataError(
+                        f"the warehouse {warehouse} has reviews but no marts yet: run "
+                        "'trapflow marts' first, then train"
+                    )
+                return []  # no review table yet: nothing reviewed
+            rows = con.execute(_REVIEWED).fetchall()
     except duckdb.CatalogException:
-        return []  # no review table yet: nothing reviewed
+        return []
     items = []
     for source_uri, file_path, label in rows:
         if "://" in str(source_uri) and not str(source_uri).startswith("file://"):

@@ -6,7 +6,6 @@ path), so its bytes are never all in memory; only the sampled frames are decoded
 
 from __future__ import annotations
 
-import hashlib
 import io
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -19,6 +18,7 @@ from PIL import Image, ImageDraw
 
 from flows.access.privacy import blur_boxes
 from flows.pipeline.discovery import open_source
+from flows.store import ids
 from models_ml import DetectorEnsemble
 from models_ml._types import Detection
 from models_ml.video import (
@@ -47,6 +47,9 @@ __all__ = [
 
 HASH_CHUNK = 8 * 1024 * 1024
 COLOURS = {"animal": (255, 200, 0), "person": (255, 40, 40), "vehicle": (40, 160, 255)}
+#: The threshold of a category ``thresholds`` does not name (settings.detection_thresholds
+#: names every category dbt counts): as in dbt's detection_rules, it never counts.
+NEVER_COUNTED = float("inf")
 
 
 @contextmanager
@@ -62,18 +65,10 @@ def open_file(uri: str, rel_path: str) -> Iterator[str | IO[bytes]]:
 
 
 def sha256_stream(uri: str, rel_path: str, chunk: int = HASH_CHUNK) -> tuple[str, int]:
-    """SHA-256 (hex) and size of a file, read ``chunk`` bytes at a time."""
+    """The media_id (SHA-256, hex) and size of a file, read ``chunk`` bytes at a time."""
     fs, root = open_source(uri)
-    digest = hashlib.sha256()
-    size = 0
     with fs.open(f"{root}/{rel_path}", "rb") as fh:
-        while True:
-            block = fh.read(chunk)
-            if not block:
-                break
-            digest.update(block)
-            size += len(block)
-    return digest.hexdigest(), size
+        return ids.media_id_of_chunks(iter(lambda: fh.read(chunk), b""))
 
 
 @dataclass
@@ -142,7 +137,7 @@ def rollup(
             entry["max_confidence"] = max(entry["max_confidence"], float(det.confidence))
             if counted is not None and counted.get(det.category) != det.model:
                 continue
-            if det.confidence >= thresholds.get(det.category, 0.5):
+            if det.confidence >= thresholds.get(det.category, NEVER_COUNTED):
                 per_frame[det.category] = per_frame.get(det.category, 0) + 1
         for cat, n in per_frame.items():
             out[cat]["max_n"] = max(out[cat]["max_n"], n)
@@ -192,7 +187,7 @@ def annotate_clip(
             kept = [
                 (d.category, d.label, d.confidence, (d.bbox.x, d.bbox.y, d.bbox.w, d.bbox.h))
                 for d in dets
-                if d.confidence >= thresholds.get(d.category, 0.5)
+                if d.confidence >= thresholds.get(d.category, NEVER_COUNTED)
                 and counted.get(d.category, d.model) == d.model
             ]
             image = frame.image.convert("RGB")

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from flows.settings import REPO_ROOT, Settings
+from flows.store import Store, open_store
 
 DBT_PROJECT_DIR = REPO_ROOT / "dbt"
 
@@ -34,31 +35,17 @@ def dbt_executable() -> str:
     return str(beside) if beside.exists() else "dbt"
 
 
-def dbt_vars(settings: Settings) -> dict[str, object]:
-    return {
-        "detection_thresholds": dict(settings.detection_thresholds),
-        "independence_minutes": settings.independence_minutes,
-        "independence_mode": settings.independence_mode,
-        "camera_down_gap_days": settings.camera_down_gap_days,
-        "min_effort_trap_nights": settings.min_effort_trap_nights,
-        "classification_threshold": settings.classification_threshold,
-        "person_cue_detector": settings.person_cue_model or "",
-    }
-
-
-def run_dbt(settings: Settings, command: str = "build", *extra: str) -> DbtResult:
-    """``dbt <command>`` against the settings' warehouse; raises DbtBuildError on failure."""
+def run_dbt(
+    settings: Settings, command: str = "build", *extra: str, store: Store | None = None
+) -> DbtResult:
+    """``dbt <command>`` against the store's warehouse file (the run's store, else the
+    settings'); raises DbtBuildError on failure."""
     import time
 
     scratch = settings.scratch_path
     scratch.mkdir(parents=True, exist_ok=True)
-    if settings.lake:  # scale-out: the raw tables are views over the workers' Parquet files
-        from flows.store import lake as _lake
-        from flows.store import warehouse as _warehouse
-
-        with _warehouse.connect(settings.warehouse_path) as con:
-            _warehouse.ensure_schema(con)
-            _lake.attach(con, settings.lake)
+    store = store or open_store(settings)
+    store.prepare_build()  # a lake: raw.* become views over the workers' Parquet files
     argv = [
         dbt_executable(),
         command,
@@ -66,12 +53,12 @@ def run_dbt(settings: Settings, command: str = "build", *extra: str) -> DbtResul
         "--profiles-dir", str(DBT_PROJECT_DIR),
         "--target-path", str(scratch / "target"),
         "--log-path", str(scratch / "logs"),
-        "--vars", json.dumps(dbt_vars(settings)),
+        "--vars", json.dumps(settings.dbt_vars()),  # every var dbt declares
         *extra,
     ]  # fmt: skip
     env = {
         **os.environ,
-        "TRAPFLOW_WAREHOUSE": str(settings.warehouse_path),
+        "TRAPFLOW_WAREHOUSE": str(store.warehouse),
         "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
     }
     t0 = time.perf_counter()

@@ -34,6 +34,8 @@ from typing import Any
 
 import duckdb
 
+from flows.errors import UserError
+
 COLUMNS: dict[str, tuple[str, ...]] = {
     "deployment_id": ("deploymentid",),
     "site_id": ("locationid", "locationname", "site", "station"),
@@ -49,7 +51,7 @@ REQUIRED = ("deployment_id", "site_id", "camera_id", "deployment_start", "deploy
 _OFFSET = re.compile(r"^(?:Z|UTC|[+-](?:[01]\d|2[0-3]):?[0-5]\d)$")
 
 
-class DeploymentsFileError(ValueError):
+class DeploymentsFileError(UserError, ValueError):
     """The file as a whole cannot be used (missing, unreadable, required columns absent)."""
 
 

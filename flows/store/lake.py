@@ -15,6 +15,10 @@ from __future__ import annotations
 
 import posixpath
 import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import duckdb
@@ -131,11 +135,11 @@ def known_files(lake: str, source_uri: str) -> dict[str, tuple[int, Any]]:
     return {p: (size, mtime) for p, size, mtime in rows}
 
 
-def known_media(lake: str, media_ids: list[str]) -> set[str]:
+def known_media(lake: str, media_ids: Sequence[str]) -> set[str]:
     if not media_ids or not _exists(lake, "media"):
         return set()
     with _connect_lake(lake) as con:
-        con.register("_ids", pa.table({"media_id": pa.array(media_ids, pa.string())}))
+        con.register("_ids", pa.table({"media_id": pa.array(list(media_ids), pa.string())}))
         rows = con.execute(
             f"select distinct m.media_id from read_parquet('{_glob(lake, 'media')}') m "
             "join _ids using (media_id)"
@@ -195,3 +199,116 @@ def _drop_table(con: duckdb.DuckDBPyConnection, table: str) -> None:
     ).fetchone()
     if row and row[0] == "BASE TABLE":
         con.execute(f"drop table raw.{table}")
+
+
+class LakeStore:
+    """The :class:`flows.store.Store` of a lake: a worker's rows go to Parquet files (no lock),
+    and its DuckDB file (``warehouse``: the outbox, or the marts builder's file) reads them
+    through the views of :func:`attach`."""
+
+    def __init__(self, warehouse: Path, lake: str) -> None:
+        self.warehouse = Path(warehouse)
+        self.lake = lake
+        self._started: dict[str, dict[str, Any]] = {}
+
+    def __repr__(self) -> str:
+        return f"LakeStore({str(self.warehouse)!r}, {self.lake!r})"
+
+    @property
+    def holds_history(self) -> bool:
+        return False  # the workers write Parquet; the marts builder sees the whole history
+
+    def exists(self) -> bool:
+        return True  # a lake with no files yet reads as empty tables
+
+    @contextmanager
+    def writing(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        with _warehouse.connect(self.warehouse) as con:
+            _warehouse.ensure_schema(con)
+            attach(con, self.lake)
+            yield con
+
+    @contextmanager
+    def reading(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """Read-only once the file has the lake's views (they read the files as they are at
+        query time); the first time, the views are made (which needs the file writable)."""
+        if self._has_views():
+            with _warehouse.connect(self.warehouse, read_only=True) as con:
+                yield con
+        else:
+            with self.writing() as con:
+                yield con
+
+    def _has_views(self) -> bool:
+        if not self.warehouse.exists():
+            return False
+        with _warehouse.connect(self.warehouse, read_only=True) as con:
+            row = con.execute(
+                "select count(*) from duckdb_views() where database_name = ? "
+                "and schema_name = 'raw' and view_name in ('media', 'detections')",
+                [_warehouse.ALIAS],
+            ).fetchone()
+        return bool(row and row[0] == 2)
+
+    def known_files(self, source_uri: str) -> dict[str, tuple[int, Any]]:
+        return known_files(self.lake, source_uri)
+
+    def known_media(self, media_ids: Sequence[str]) -> set[str]:
+        return known_media(self.lake, media_ids)
+
+    def load_batch(
+        self,
+        batch_id: str,
+        *,
+        media: list[dict[str, Any]],
+        detections: list[dict[str, Any]],
+        quarantine: list[dict[str, Any]],
+        files: list[dict[str, Any]],
+        classifications: list[dict[str, Any]] | None = None,
+    ) -> dict[str, int]:
+        counts = load_batch(
+            self.lake, batch_id, media=media, detections=detections, quarantine=quarantine,
+            media_files=files, classifications=classifications or [],
+        )  # fmt: skip
+        counts["files"] = counts.pop("media_files", 0)
+        return counts
+
+    def start_run(
+        self, run_id: str, source_uri: str, flow_run_id: str | None, started_at: datetime
+    ) -> dict[str, Any]:
+        started = {"run_id": run_id, "flow_run_id": flow_run_id, "source_uri": source_uri,
+                   "started_at": started_at, "status": "running"}  # fmt: skip
+        write_rows(self.lake, "runs", [started], f"{run_id}-started")
+        self._started[run_id] = started
+        return started
+
+    def finish_run(self, run_id: str, values: dict[str, Any]) -> None:
+        """A second ``runs`` row, the started one completed (the views keep the finished)."""
+        started = self._started.get(run_id) or self._started_row(run_id)
+        write_rows(self.lake, "runs", [{**started, **values}], f"{run_id}-finished")
+
+    def _started_row(self, run_id: str) -> dict[str, Any]:
+        """The run's started row from the lake (a store that did not start the run)."""
+        if not _exists(self.lake, "runs"):
+            return {"run_id": run_id}
+        with _connect_lake(self.lake) as con:
+            rel = con.execute(
+                f"select * from read_parquet('{_glob(self.lake, 'runs')}', union_by_name = true) "
+                "where run_id = ? order by started_at nulls last limit 1",
+                [run_id],
+            )
+            names = [d[0] for d in rel.description or []]
+            row = rel.fetchone()
+        return dict(zip(names, row, strict=True)) if row else {"run_id": run_id}
+
+    def write_quarantine(self, rows: list[dict[str, Any]], batch_id: str) -> int:
+        write_rows(self.lake, "quarantine", rows, batch_id)
+        return len(rows)
+
+    def has_marts(self) -> bool:
+        return _warehouse.has_marts(self.warehouse)
+
+    def prepare_build(self) -> None:
+        """Views ``raw.*`` over the lake's files in the warehouse file, for ``dbt build``."""
+        with self.writing():
+            pass

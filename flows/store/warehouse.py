@@ -19,6 +19,8 @@ from typing import Any, TypeVar
 import duckdb
 import pyarrow as pa
 
+from flows.errors import UserError
+
 T = TypeVar("T")
 
 SCHEMA_DIR = Path(__file__).with_name("schema")  # NN_area.sql, applied in name order
@@ -27,8 +29,14 @@ SCHEMA_DIR = Path(__file__).with_name("schema")  # NN_area.sql, applied in name 
 LOCK_WAIT_S = float(os.environ.get("TRAPFLOW_LOCK_WAIT_S", "60"))
 
 
-class WarehouseBusyError(RuntimeError):
+class WarehouseBusyError(UserError, RuntimeError):
     """Another process held the warehouse for longer than we waited."""
+
+
+#: The name every connection gives the warehouse file: a fixed alias, never the file's stem
+#: (``duckdb.connect("alerts.duckdb")`` names its catalog ``alerts``, which collides with the
+#: ``alerts`` schema), and no schema of the warehouse is called this.
+ALIAS = "warehouse"
 
 
 @contextmanager
@@ -37,10 +45,11 @@ def connect(
 ) -> Iterator[duckdb.DuckDBPyConnection]:
     """A connection that is closed on exit; waits while another process holds the lock.
 
-    One connection to the file at a time per process (threads take turns): DuckDB shares one
-    database instance between a process's connections to a file, and opening one while
+    The file is attached under :data:`ALIAS` (and in use), whatever it is called. One
+    connection to the file at a time per process (threads take turns): opening one while
     another thread closes the last (or registers Arrow tables on it) races inside DuckDB
-    ("Table Function with name python_arrow_scan does not exist").
+    ("Table Function with name python_arrow_scan does not exist"). A thread that nests
+    connections to the same file gets a cursor of the one it already has open.
     """
     with CONNECTION_LOCK, _connect(path, read_only=read_only, wait_s=wait_s) as con:
         yield con
@@ -50,17 +59,68 @@ def connect(
 #: read-only connections take it too); re-entrant, so a thread may nest connections.
 CONNECTION_LOCK = threading.RLock()
 
+#: Per thread: resolved warehouse path -> the connection that has it attached right now.
+_OPEN = threading.local()
+
+
+def _open_here() -> dict[str, duckdb.DuckDBPyConnection]:
+    if not hasattr(_OPEN, "files"):
+        _OPEN.files = {}
+    files: dict[str, duckdb.DuckDBPyConnection] = _OPEN.files
+    return files
+
+
+def _key(path: Path) -> str:
+    return str(Path(path).expanduser().absolute())
+
+
+@contextmanager
+def _nested(host: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A cursor of a connection this thread already has open on the file."""
+    cursor = host.cursor()
+    try:
+        cursor.execute(f"use {ALIAS}")
+        yield cursor
+    finally:
+        cursor.close()
+
+
+def open_file(
+    path: Path, *, read_only: bool = False, config: dict[str, Any] | None = None
+) -> duckdb.DuckDBPyConnection:
+    """A new connection with the file attached as :data:`ALIAS` and in use; no lock, no wait
+    (the caller closes it). Raises what DuckDB raises, e.g. ``IOException`` on a locked file."""
+    # spills go beside the file, as for a database opened directly (not to ./.tmp)
+    con = duckdb.connect(":memory:", config={"temp_directory": f"{path}.tmp", **(config or {})})
+    try:
+        mode = " (read_only)" if read_only else ""
+        con.execute(f"attach ? as {ALIAS}{mode}", [str(path)])
+        con.execute(f"use {ALIAS}")
+    except BaseException:
+        con.close()
+        raise
+    return con
+
 
 @contextmanager
 def _connect(
     path: Path, *, read_only: bool = False, wait_s: float | None = None
 ) -> Iterator[duckdb.DuckDBPyConnection]:
+    path = Path(path)
+    open_here = _open_here()
+    key = _key(path)
+    if key in open_here:
+        with _nested(open_here[key]) as cursor:
+            yield cursor
+        return
     if not read_only:
         path.parent.mkdir(parents=True, exist_ok=True)
-    con = _waiting(path, wait_s, lambda: duckdb.connect(str(path), read_only=read_only))
+    con = _waiting(path, wait_s, lambda: open_file(path, read_only=read_only))
+    open_here[key] = con
     try:
         yield con
     finally:
+        del open_here[key]
         con.close()
 
 
@@ -99,14 +159,22 @@ def attached(path: Path, *, wait_s: float | None = None) -> Iterator[duckdb.Duck
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with CONNECTION_LOCK:
+        open_here = _open_here()
+        key = _key(path)
+        if key in open_here:  # nested in a connection of this thread to the same file
+            with _nested(open_here[key]) as cursor:
+                yield cursor
+            return
         host = _host()
-        _waiting(path, wait_s, lambda: host.execute("attach ? as warehouse", [str(path)]))
+        _waiting(path, wait_s, lambda: host.execute(f"attach ? as {ALIAS}", [str(path)]))
+        open_here[key] = host
         failed = True
         try:
-            host.execute("use warehouse")
+            host.execute(f"use {ALIAS}")
             yield host
             failed = False
         finally:
+            del open_here[key]
             _detach(host, raise_errors=not failed)
 
 
@@ -119,7 +187,7 @@ def _detach(host: duckdb.DuckDBPyConnection, *, raise_errors: bool) -> None:
         host.execute("rollback")  # a transaction left open by an exception
     try:
         host.execute("use memory")
-        host.execute("detach warehouse")
+        host.execute(f"detach {ALIAS}")
     except duckdb.Error:
         _HOST = None
         with contextlib.suppress(duckdb.Error):
@@ -258,20 +326,100 @@ def has_marts(path: Path) -> bool:
 def quarantine_row(
     source_uri: str, file_path: str, run_id: str, reason: str, error: str, action: str = "skipped"
 ) -> dict[str, Any]:
-    """A raw.quarantine row for a file that was never read (its id is stable across polls)."""
-    import hashlib
-    from datetime import UTC, datetime
+    """A raw.quarantine row for a file that was never read (its id is stable across polls).
 
-    key = "\x1f".join([source_uri, file_path, "", reason])
-    return {
-        "quarantine_id": hashlib.md5(key.encode(), usedforsecurity=False).hexdigest(),
-        "source_uri": source_uri,
-        "file_path": file_path,
-        "media_id": None,
-        "file_size": None,
-        "reason": reason,
-        "error": error,
-        "action": action,
-        "run_id": run_id,
-        "quarantined_at": datetime.now(UTC).replace(tzinfo=None),
-    }
+    Kept for callers of the old name: rows are built by :func:`flows.store.rows.quarantine_row`.
+    """
+    from flows.pipeline.quarantine import QuarantineReason
+    from flows.store import rows
+
+    return rows.quarantine_row(
+        source_uri=source_uri, file_path=file_path, reason=QuarantineReason(reason), error=error,
+        run_id=run_id, action=action,
+    ).as_row()  # fmt: skip
+
+
+class WarehouseStore:
+    """The :class:`flows.store.Store` of one DuckDB file: every table, marts and outbox in it.
+
+    The ingest's per-batch calls (:meth:`known_media`, :meth:`load_batch`) go through
+    :func:`attached`, everything else through :func:`connect`.
+    """
+
+    lake: str | None = None
+
+    def __init__(self, warehouse: Path) -> None:
+        self.warehouse = Path(warehouse)
+        self._schema_ready = False
+
+    def __repr__(self) -> str:
+        return f"WarehouseStore({str(self.warehouse)!r})"
+
+    @property
+    def holds_history(self) -> bool:
+        return True
+
+    def exists(self) -> bool:
+        return self.warehouse.exists()
+
+    @contextmanager
+    def reading(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        with connect(self.warehouse, read_only=True) as con:
+            yield con
+
+    @contextmanager
+    def writing(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        with connect(self.warehouse) as con:
+            if not self._schema_ready:
+                ensure_schema(con)
+                self._schema_ready = True
+            yield con
+
+    def known_files(self, source_uri: str) -> dict[str, tuple[int, Any]]:
+        with self.writing() as con:
+            return known_files(con, source_uri)
+
+    def known_media(self, media_ids: Sequence[str]) -> set[str]:
+        with attached(self.warehouse) as con:
+            return known_media(con, media_ids)
+
+    def load_batch(
+        self,
+        batch_id: str,
+        *,
+        media: list[dict[str, Any]],
+        detections: list[dict[str, Any]],
+        quarantine: list[dict[str, Any]],
+        files: list[dict[str, Any]],
+        classifications: list[dict[str, Any]] | None = None,
+    ) -> dict[str, int]:
+        with attached(self.warehouse) as con:
+            return load_batch(
+                con, media=media, detections=detections, quarantine=quarantine, files=files,
+                classifications=classifications,
+            )  # fmt: skip
+
+    def start_run(
+        self, run_id: str, source_uri: str, flow_run_id: str | None, started_at: datetime
+    ) -> dict[str, Any]:
+        with self.writing() as con:
+            start_run(con, run_id, source_uri, flow_run_id, started_at)
+        return {"run_id": run_id, "flow_run_id": flow_run_id, "source_uri": source_uri,
+                "started_at": started_at, "status": "running"}  # fmt: skip
+
+    def finish_run(self, run_id: str, values: dict[str, Any]) -> None:
+        with self.writing() as con:
+            finish_run(con, run_id, values)
+
+    def write_quarantine(self, rows: list[dict[str, Any]], batch_id: str) -> int:
+        if not rows:
+            return 0
+        with self.writing() as con:
+            load_batch(con, media=[], detections=[], quarantine=rows, files=[])
+        return len(rows)
+
+    def has_marts(self) -> bool:
+        return has_marts(self.warehouse)
+
+    def prepare_build(self) -> None:
+        """Nothing to do: raw.* are tables of the file."""

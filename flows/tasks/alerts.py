@@ -7,18 +7,19 @@ from prefect.cache_policies import NO_CACHE
 
 from flows.alerts import engine as _alerts
 from flows.settings import Settings
+from flows.store import Store
 from flows.tasks._retry import retry_on_io
 
 
 @task(retries=2, retry_delay_seconds=[2, 10], retry_condition_fn=retry_on_io, cache_policy=NO_CACHE)
-def queue_alerts(settings: Settings, run_id: str) -> _alerts.QueueResult:
+def queue_alerts(settings: Settings, store: Store, run_id: str) -> _alerts.QueueResult:
     """Evaluate the alert rules over what this run loaded; new alerts go to the outbox.
 
-    A scale-out worker (``lake`` set) reads its run's rows from the lake and keeps its outbox
+    A scale-out worker (a lake store) reads its run's rows from the lake and keeps its outbox
     in its own DuckDB file (``warehouse``), which it opens only when alerts are configured.
     """
     try:
-        result = _alerts.queue_alerts(settings, run_id)
+        result = _alerts.queue_alerts(settings, run_id, store=store)
     except _alerts.AlertConfigError as exc:  # a bad rule must not stop the run
         get_run_logger().error("alerts not queued: %s", exc)
         return _alerts.QueueResult()

@@ -16,6 +16,7 @@ from flows.pipeline.process import (
     process_batches,
 )
 from flows.settings import Settings
+from flows.store import Store
 from flows.tasks._retry import retry_on_io
 from models_ml.repeats import RepeatParams
 
@@ -34,6 +35,7 @@ INFERENCE_TAG = "trapflow-inference"
 @task(cache_policy=NO_CACHE, tags=[INFERENCE_TAG])
 def detect_and_load(
     settings: Settings,
+    store: Store,
     model_dir: Path,
     source_uri: str,
     run_id: str,
@@ -42,7 +44,7 @@ def detect_and_load(
     """Hash, read EXIF, detect, classify and load the new files, one transaction per batch of
     ``batch_size`` (one pipeline: the next batch is decoded while this one is detected)."""
     logger = get_run_logger()
-    ctx = batch_context(settings, model_dir, source_uri, run_id)
+    ctx = batch_context(settings, model_dir, source_uri, run_id, store=store)
     batches = list(chunked(files, settings.batch_size))
     total = BatchStats()
     for number, stats in enumerate(process_batches(ctx, batches), start=1):
@@ -58,9 +60,9 @@ def detect_and_load(
 
 
 @task(cache_policy=NO_CACHE)
-def mark_repeat_detections(settings: Settings, run_id: str) -> int:
+def mark_repeat_detections(settings: Settings, store: Store, run_id: str) -> int:
     """Repeat-detection elimination for the cameras this run touched (flags, never deletes)."""
-    if settings.lake:  # the workers write Parquet; flags need the whole camera history
+    if not store.holds_history:  # the workers write Parquet; flags need the camera's history
         get_run_logger().info("lake mode: repeat detections are left to the marts builder")
         return 0
     params = RepeatParams(
@@ -69,6 +71,6 @@ def mark_repeat_detections(settings: Settings, run_id: str) -> int:
         max_box_area=settings.repeat_max_box_area,
         min_confidence=settings.repeat_min_confidence,
     )
-    flagged = flag_repeats(settings.warehouse_path, run_id, params)
+    flagged = flag_repeats(store.warehouse, run_id, params)
     get_run_logger().info("repeat detections: %d boxes flagged at the cameras of this run", flagged)
     return flagged

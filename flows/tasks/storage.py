@@ -1,4 +1,4 @@
-"""Tasks that talk to the warehouse."""
+"""Tasks that talk to the run's store (a warehouse file or the lake: ``flows.store``)."""
 
 from __future__ import annotations
 
@@ -9,63 +9,43 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from flows.pipeline.discovery import Listing, list_source
+from flows.pipeline.intake import outside_link_rows
 from flows.settings import Settings
-from flows.store import lake as _lake
-from flows.store import warehouse as _warehouse
+from flows.store import Store
 from flows.store.deployments import DeploymentsFileError, load_deployments_csv
-from flows.tasks._retry import retry_on_io
+from flows.tasks._retry import STORE_RETRY_DELAYS_S, retry_on_io
+
+IO_RETRIES: dict[str, Any] = {
+    "retries": len(STORE_RETRY_DELAYS_S), "retry_delay_seconds": list(STORE_RETRY_DELAYS_S),
+    "retry_condition_fn": retry_on_io,
+    "cache_policy": NO_CACHE,
+}  # fmt: skip
 
 
-@task(
-    retries=3, retry_delay_seconds=[2, 5, 15], retry_condition_fn=retry_on_io, cache_policy=NO_CACHE
-)
+@task(**IO_RETRIES)
 def open_run(
-    settings: Settings, run_id: str, source_uri: str, flow_run_id: str | None, started_at: datetime
+    store: Store, run_id: str, source_uri: str, flow_run_id: str | None, started_at: datetime
 ) -> dict[str, Any]:
     """Create the raw tables if needed and record that a run started; returns that record."""
-    started = {"run_id": run_id, "flow_run_id": flow_run_id, "source_uri": source_uri,
-               "started_at": started_at, "status": "running"}  # fmt: skip
-    if settings.lake:
-        _lake.write_rows(settings.lake, "runs", [started], f"{run_id}-started")
-        return started
-    with _warehouse.connect(settings.warehouse_path) as con:
-        _warehouse.ensure_schema(con)
-        _warehouse.start_run(con, run_id, source_uri, flow_run_id, started_at)
-    return started
+    return store.start_run(run_id, source_uri, flow_run_id, started_at)
 
 
-@task(
-    retries=3, retry_delay_seconds=[2, 5, 15], retry_condition_fn=retry_on_io, cache_policy=NO_CACHE
-)
-def list_new_media(settings: Settings) -> tuple[Listing, list[Any]]:
-    """Every media file under the source that the warehouse has not seen in this form."""
+@task(**IO_RETRIES)
+def list_new_media(settings: Settings, store: Store) -> tuple[Listing, list[Any]]:
+    """Every media file under the source that the store has not seen in this form."""
     listing = list_source(settings.source, settings.extensions)
-    if settings.lake:
-        known = _lake.known_files(settings.lake, listing.source_uri)
-    else:
-        with _warehouse.connect(settings.warehouse_path) as con:
-            _warehouse.ensure_schema(con)
-            known = _warehouse.known_files(con, listing.source_uri)
+    known = store.known_files(listing.source_uri)
     new = [f for f in listing.media if known.get(f.path) != (f.size, f.modified_at)]
     return listing, new
 
 
-@task(
-    retries=3, retry_delay_seconds=[2, 5, 15], retry_condition_fn=retry_on_io, cache_policy=NO_CACHE
-)
-def close_run(settings: Settings, started: dict[str, Any], values: dict[str, Any]) -> None:
-    if settings.lake:
-        run_id = started["run_id"]
-        _lake.write_rows(settings.lake, "runs", [{**started, **values}], f"{run_id}-finished")
-        return
-    with _warehouse.connect(settings.warehouse_path) as con:
-        _warehouse.finish_run(con, started["run_id"], values)
+@task(**IO_RETRIES)
+def close_run(store: Store, run_id: str, values: dict[str, Any]) -> None:
+    store.finish_run(run_id, values)
 
 
-@task(
-    retries=3, retry_delay_seconds=[2, 5, 15], retry_condition_fn=retry_on_io, cache_policy=NO_CACHE
-)
-def load_deployments(settings: Settings) -> bool:
+@task(**IO_RETRIES)
+def load_deployments(settings: Settings, store: Store) -> bool:
     """Load deployments.csv (if configured) into raw.deployments; True when it changed rows.
 
     A bad file or bad rows are logged with what to fix; they never stop the run.
@@ -74,8 +54,7 @@ def load_deployments(settings: Settings) -> bool:
         return False
     logger = get_run_logger()
     try:
-        with _warehouse.connect(settings.warehouse_path) as con:
-            _warehouse.ensure_schema(con)
+        with store.writing() as con:
             loaded = load_deployments_csv(con, settings.deployments_csv)
     except DeploymentsFileError as exc:
         logger.error("%s Deployments are inferred from the images meanwhile.", exc)
@@ -86,26 +65,13 @@ def load_deployments(settings: Settings) -> bool:
     return loaded.changed
 
 
-@task(
-    retries=3, retry_delay_seconds=[2, 5, 15], retry_condition_fn=retry_on_io, cache_policy=NO_CACHE
-)
-def record_outside_links(settings: Settings, run_id: str, listing: Listing) -> int:
+@task(**IO_RETRIES)
+def record_outside_links(store: Store, run_id: str, listing: Listing) -> int:
     """Links that resolve outside the source root: never read, recorded in the quarantine."""
     if not listing.outside_root:
         return 0
-    rows = [
-        _warehouse.quarantine_row(
-            listing.source_uri, path, run_id, "outside_source",
-            "the file is a link to a place outside the source folder; it was not read. Copy the "
-            "file into the source folder if it belongs to this survey.",
-        )
-        for path in listing.outside_root
-    ]  # fmt: skip
-    if settings.lake:
-        _lake.write_rows(settings.lake, "quarantine", rows, f"{run_id}-outside")
-    else:
-        with _warehouse.connect(settings.warehouse_path) as con:
-            _warehouse.load_batch(con, media=[], detections=[], quarantine=rows, files=[])
+    rows = outside_link_rows(listing, run_id)
+    store.write_quarantine(rows, f"{run_id}-outside")
     get_run_logger().warning(
         "%d links point outside %s and were not read", len(rows), listing.source_uri
     )

@@ -25,8 +25,8 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[2]
 DASHBOARD = REPO / "dashboard"
-MARTS_YML = sorted((REPO / "dbt" / "models" / "marts").glob("*.yml"))
-REVIEW_DDL = REPO / "flows" / "schema" / "10_review.sql"
+MARTS_YML = sorted((REPO / "dbt" / "models" / "marts").rglob("*.yml"))
+REVIEW_DDL = REPO / "flows" / "store" / "schema" / "10_review.sql"
 INSERT_REVIEW = re.compile(r"^\s*insert\s+into\s+review\.labels\b", re.IGNORECASE)
 QUALIFIED = re.compile(
     r'\b(from|join|into|update|table|view|describe)\s+"?([a-z_]\w*)"?\s*\.\s*"?([a-z_]\w*)',
@@ -56,6 +56,9 @@ def marts_only_warehouse(path: Path) -> Path:
     return path
 
 
+ATTACH = re.compile(r"^\s*(attach|use|detach)\b", re.IGNORECASE)
+
+
 class _Recording:
     """A connection that runs each statement on the marts-only file (the review.labels insert
     on a file with the review schema) and records the statement and what it raised."""
@@ -70,7 +73,12 @@ class _Recording:
     def __exit__(self, *exc: object) -> None:
         return None
 
+    def close(self) -> None:
+        return None
+
     def execute(self, sql: str, params: list[Any] | None = None) -> duckdb.DuckDBPyConnection:
+        if ATTACH.match(sql):  # the warehouse is attached under a fixed name: already open here
+            return self.marts
         con = self.review if INSERT_REVIEW.match(sql) else self.marts
         try:
             result = con.execute(sql, params or [])

@@ -153,3 +153,41 @@ def _save(graph: onnx.GraphProto, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     onnx.save(model, str(path))
     return path
+
+
+# MegaDetector v5 and v6 ONNX exports with known boxes (tests/flows/pipeline/test_user_detectors.py)
+
+#: MegaDetector's classes in output order; raw.detections stores them as category ids 1, 2, 3.
+MD_CLASSES = ("animal", "person", "vehicle")
+
+
+def mdv5_table(
+    rows: list[tuple[tuple[float, float, float, float], float, list[float]]],
+    *,
+    empty_anchors: int = 0,
+) -> np.ndarray:
+    """MegaDetector v5's YOLOv5 layout ``[A, 5 + 3]``: cx, cy, w, h in input pixels,
+    objectness, then the animal/person/vehicle probabilities; ``empty_anchors`` zero rows."""
+    table = [raw_row(box, obj, classes) for box, obj, classes in rows]
+    table += [[0.0] * (5 + len(MD_CLASSES))] * empty_anchors
+    return np.array(table, np.float32)
+
+
+def mdv6_table(
+    rows: list[tuple[tuple[float, float, float, float], list[float]]],
+    *,
+    empty_anchors: int = 0,
+) -> np.ndarray:
+    """MegaDetector v6's ultralytics (YOLOv8/v9/v10) layout ``[4 + 3, A]``: one column per
+    anchor, cx, cy, w, h in input pixels then the class scores, no objectness."""
+    table = [[*box, *scores] for box, scores in rows]
+    table += [[0.0] * (4 + len(MD_CLASSES))] * empty_anchors
+    return np.array(table, np.float32).T.copy()
+
+
+def megadetector_onnx(path: Path, table: np.ndarray, *, size: tuple[int, int]) -> Path:
+    """An export as YOLOv5's and ultralytics' ``export.py`` write it: input ``images``
+    ``[1, 3, H, W]``, output ``output0`` ``[1, ...table.shape]``, fixed batch of one."""
+    return fixed_output_model(
+        path, table, size=size, dynamic_batch=False, input_name="images", output_name="output0"
+    )

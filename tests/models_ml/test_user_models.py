@@ -102,3 +102,38 @@ def test_is_blank_uses_per_category_thresholds() -> None:
     assert is_blank([], {"animal": 0.25})
     assert is_blank([d], {"animal": 0.25})
     assert not is_blank([d], {"animal": 0.1})
+
+
+def test_one_megadetector_for_every_category_stores_each_box_once(tmp_path: Path) -> None:
+    # animal_model = general_model = "my_mdv5" (docs/models.md): one run of the model, kept for
+    # animal and the general categories, so its animal box is not stored (and counted) twice
+    from tests.models_ml._onnx_factory import mdv5_table, megadetector_onnx
+
+    path = megadetector_onnx(
+        tmp_path / "md.onnx",
+        mdv5_table([((32, 32, 16, 16), 1.0, [0.9, 0.0, 0.0]), ((8, 8, 8, 8), 1.0, [0, 0.8, 0])]),
+        size=(64, 64),
+    )
+    table = {"file": str(path), "sha256": _sha(path), "decoder": "yolov5", "size": [64, 64]}
+    manifest = registry.load_manifest(user_models={"my_mdv5": table})
+    ens = DetectorEnsemble.from_models_dir(
+        Path("/unused"), manifest, animal_model="my_mdv5", general_model="my_mdv5"
+    )
+    assert len(ens.detectors) == 1
+    found = [(d.category, round(d.confidence, 3)) for d in ens.detect(Image.new("RGB", (64, 64)))]
+    assert found == [("animal", 0.9), ("person", 0.8)]
+
+
+def test_an_export_of_another_input_size_says_which_size_to_set(tmp_path: Path) -> None:
+    # a 640 px MegaDetector v5 export registered without size (the yolov5 default is 1280)
+    from models_ml.errors import ModelConfigError
+    from tests.models_ml._onnx_factory import mdv5_table, megadetector_onnx
+
+    path = megadetector_onnx(
+        tmp_path / "md.onnx", mdv5_table([((8, 8, 8, 8), 1.0, [0.9, 0, 0])]), size=(640, 480)
+    )
+    spec = registry.user_spec(
+        "my_mdv5", {"file": str(path), "sha256": _sha(path), "decoder": "yolov5"}
+    )
+    with pytest.raises(ModelConfigError, match=r"takes 640x480 images .* set size = \[640, 480\]"):
+        YoloxDetector.from_spec(spec, tmp_path)

@@ -2,7 +2,6 @@
     (animal_detector, person_vehicle_detector), only at or above the category's
     threshold (detection_thresholds), and only from the latest version of that model
     run on the media (so a re-run with a newer model version does not count twice). -#}
-{%- set rules = detection_rules() -%}
 
 with
 
@@ -15,20 +14,7 @@ media as (
 ),
 
 detection_rules as (
-    select
-        category,
-        model_name,
-        min_confidence
-    from (
-        values
-        {%- for rule in rules %}
-            (
-                '{{ rule.category }}',
-                '{{ rule.model_name | replace("'", "''") }}',
-                cast({{ rule.min_confidence }} as double)
-            ){{ "," if not loop.last }}
-        {%- endfor %}
-    ) as rules (category, model_name, min_confidence)
+    {{ detection_rules_relation() }}
 ),
 
 model_versions_run as (

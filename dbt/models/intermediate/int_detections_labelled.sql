@@ -5,6 +5,8 @@
 
     Label: review.labels (latest per detection) > top-1 classification with probability >=
     classification_threshold and not geofence-rolled-up (animals only) > the detector's label.
+    The candidate and label rules are the macros of macros/detection_candidates.sql, which
+    marts.live_detections (the same verdicts, live) uses too.
     Not counted: boxes a reviewer marked false positive (the box, or its whole image, or the
     image 'blank'), and boxes flagged 'repeat_detection'.
 
@@ -16,8 +18,6 @@
     on_schema_change='append_new_columns',
     pre_hook="{% if is_incremental() %}delete from {{ this }} where media_id in ({{ changed_media_sql(this) }}){% endif %}",
 ) }}
-{%- set s = population_settings() -%}
-{%- set thresholds = var('detection_thresholds') -%}
 
 with
 
@@ -69,86 +69,16 @@ image_verdicts as (
     from ({{ latest_reviews('reviews', 'image') }})
 ),
 
-person_cue_latest_versions as (
-    select
-        media_id,
-        model_name,
-        model_version
-    from detections
-    where model_name = '{{ s.person_cue_detector | replace("'", "''") }}'
-    group by media_id, model_name, model_version
-    qualify row_number() over (
-        partition by media_id, model_name
-        order by max(detected_at) desc, model_version desc
-    ) = 1
-),
-
-person_cue_boxes as (
-    select detections.*
-    from detections
-    inner join person_cue_latest_versions
-        on
-            detections.media_id = person_cue_latest_versions.media_id
-            and detections.model_name = person_cue_latest_versions.model_name
-            and detections.model_version = person_cue_latest_versions.model_version
-    where
-        detections.category = 'person'
-        and detections.confidence >= cast({{ thresholds['person'] }} as double)
+person_cue as (
+    {{ person_cue_boxes('detections') }}
 ),
 
 candidates as (
-    select
-        detection_id,
-        media_id,
-        model_name,
-        category,
-        label as detector_label,
-        confidence,
-        'detector' as evidence
-    from counted_by_threshold
-
-    union all
-
-    select
-        detection_id,
-        media_id,
-        model_name,
-        category,
-        label as detector_label,
-        confidence,
-        'person_cue' as evidence
-    from person_cue_boxes
-
-    union all
-
-    select
-        detections.detection_id,
-        detections.media_id,
-        detections.model_name,
-        detections.category,
-        detections.label as detector_label,
-        detections.confidence,
-        'review' as evidence
-    from detections
-    inner join detection_reviews
-        on detections.detection_id = detection_reviews.detection_id
-    where
-        not detection_reviews.is_false_positive
-        and detections.detection_id not in (select detection_id from counted_by_threshold)
-        and detections.detection_id not in (select detection_id from person_cue_boxes)
+    {{ detection_candidates('detections', 'counted_by_threshold', 'person_cue', 'detection_reviews') }}
 ),
 
 top_classifications as (
-    select
-        detection_id,
-        label,
-        probability,
-        is_rolled_up
-    from classifications
-    where label_rank = 1
-    qualify row_number() over (
-        partition by detection_id order by classified_at desc, probability desc, model_name
-    ) = 1
+    {{ top_classifications('classifications') }}
 ),
 
 labelled as (
@@ -162,16 +92,10 @@ labelled as (
         top_classifications.probability as classifier_probability,
         detection_reviews.label as review_label,
         coalesce(detection_reviews.category, candidates.category) as resolved_category,
-        case
-            when detection_reviews.label is not null then 'review'
-            when
-                candidates.category = 'animal'
-                and top_classifications.probability
-                >= cast({{ s.classification_threshold }} as double)
-                and not top_classifications.is_rolled_up
-                then 'classifier'
-            else 'detector'
-        end as label_source,
+        {{ label_source(
+            'candidates.category', 'detection_reviews.label',
+            'top_classifications.probability', 'top_classifications.is_rolled_up'
+        ) }} as label_source,
         detection_reviews.is_false_positive as is_reviewed_false_positive,
         image_verdicts.is_false_positive as is_image_false_positive,
         candidates.detection_id in (select detection_id from flags) as is_repeat_detection
