@@ -21,6 +21,7 @@ from typing import Any, BinaryIO, TypeVar
 import piexif
 from PIL import ExifTags, Image, UnidentifiedImageError
 
+import models_ml._piexif_guard  # noqa: F401  (bounds piexif before any read: see there)
 from models_ml._types import ExifRecord
 
 __all__ = ["MAX_TEXT_LENGTH", "read_exif"]

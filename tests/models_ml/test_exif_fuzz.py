@@ -80,3 +80,27 @@ def test_random_bytes_after_a_jpeg_marker(payload: bytes) -> None:
 
 def test_a_real_malformed_sample(camtrap_dir: Path) -> None:
     _check((camtrap_dir / SAMPLE).read_bytes())
+
+
+def test_an_entry_claiming_billions_of_values_costs_no_memory() -> None:
+    """A damaged count (4,000,000,000 BYTE values in a 300-byte block) once made piexif build a
+    4 GB format string: one photo could take a worker's memory (models_ml/_piexif_guard.py)."""
+    import struct
+    import tracemalloc
+
+    tiff = BASE[APP1 + 6 :]
+    endian = "<" if tiff[:2] == b"II" else ">"
+    ifd0 = struct.unpack(endian + "L", tiff[4:8])[0]
+    entry = ifd0 + 2  # the first entry of IFD0: tag, type, count, value
+    patched = bytearray(BASE)
+    at = APP1 + 6 + entry
+    patched[at + 2 : at + 8] = struct.pack(endian + "HL", 1, 4_000_000_000)
+    tracemalloc.start()
+    try:
+        _check(bytes(patched))
+        loaded = piexif.load(bytes(patched))  # the fallback parser itself, as read_exif calls it
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 50_000_000
+    assert loaded["0th"][piexif.ImageIFD.Model] == b"HC500 HYPERFIRE"  # its neighbours still read
