@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 
 #: The live models; their upstream (staging views, int_detections_filtered_to_threshold) is
 #: created with them.
-LIVE_MODELS = ("live_detections", "live_site_labels", "live_sites", "live_rules")
+LIVE_MODELS = ("live_detections", "live_media", "live_site_labels", "live_sites", "live_rules")
 #: The dbt vars the live views depend on (marts.live_rules.vars_json).
 LIVE_VARS = (
     "detection_thresholds", "animal_detector", "person_vehicle_detector", "person_cue_detector",

@@ -122,7 +122,7 @@ def queue_alerts(settings: Settings, run_id: str, store: Store | None = None) ->
     with (store or open_store(settings)).writing() as con:
         hits = find_hits(con, run_id, rules, settings)  # makes the live views if need be
         anchors = _known_anchors(con, hits)
-        anomalies = find_anomalies(con, run_id, rules)
+        anomalies = find_anomalies(con, run_id, rules, settings)
         media_ids = sorted({h.media_id for h in hits})
         places = find_places(con, media_ids)
         people = find_people(con, media_ids)

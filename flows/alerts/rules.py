@@ -92,8 +92,8 @@ with touched as (
 ),
 media as (
     select m.media_id, m.site_id, m.camera_id, m.source_uri, m.file_path, m.file_name,
-           coalesce(m.captured_at, m.file_modified_at, m.ingested_at) as captured_at
-    from raw.media m join touched using (media_id)
+           m.captured_at
+    from marts.live_media m join touched using (media_id)
 ),
 boxes as (
     select b.media_id, b.category, lower(b.label) as label,
@@ -190,37 +190,23 @@ def plan_bursts(
 
 
 _PLACES = """
-select m.media_id, d.latitude, d.longitude, m.latitude, m.longitude
-from raw.media m
-left join raw.deployments d
-  on d.site_id = m.site_id and d.camera_id = m.camera_id
- and coalesce(m.captured_at, m.file_modified_at) between d.deployment_start and d.deployment_end
-where m.media_id in (select unnest(?))
-order by m.media_id, d.deployment_start desc
+select media_id, place_latitude, place_longitude, place_source
+from marts.live_media
+where media_id in (select unnest(?)) and place_source is not null
 """
-
-
-def _known(lat: Any, lon: Any) -> bool:
-    """A usable coordinate: present, and not the (0, 0) some cameras write without a fix."""
-    return lat is not None and lon is not None and (float(lat), float(lon)) != (0.0, 0.0)
 
 
 def find_places(
     con: duckdb.DuckDBPyConnection, media_ids: Sequence[str]
 ) -> dict[str, tuple[float, float, str]]:
-    """media_id -> (lat, lon, where from): the deployment's coordinates (deployments.csv)
-    when it has them, else the image's EXIF GPS."""
-    places: dict[str, tuple[float, float, str]] = {}
+    """media_id -> (lat, lon, where from), as ``marts.live_media`` places the image: the
+    deployment's coordinates (deployments.csv) when it has them, else the image's EXIF GPS."""
     if not media_ids:
-        return places
-    for media_id, dlat, dlon, glat, glon in con.execute(_PLACES, [list(media_ids)]).fetchall():
-        if media_id in places:
-            continue
-        if _known(dlat, dlon):
-            places[media_id] = (float(dlat), float(dlon), "deployment")
-        elif _known(glat, glon):
-            places[media_id] = (float(glat), float(glon), "image GPS")
-    return places
+        return {}
+    return {
+        media_id: (float(lat), float(lon), source)
+        for media_id, lat, lon, source in con.execute(_PLACES, [list(media_ids)]).fetchall()
+    }
 
 
 def find_people(
@@ -244,20 +230,25 @@ def find_people(
 
 
 def find_anomalies(
-    con: duckdb.DuckDBPyConnection, run_id: str, rules: Sequence[AlertRule]
+    con: duckdb.DuckDBPyConnection,
+    run_id: str,
+    rules: Sequence[AlertRule],
+    settings: Settings | None = None,
 ) -> list[tuple[AlertRule, Any, str, str, float]]:
-    """(rule, day, label, site, z) beyond the rule's threshold on days and sites this run touched.
+    """(rule, day, label, site, z) beyond the rule's threshold on days and sites this run touched
+    (the days ``marts.live_media`` gives its photos, as the marts date them).
 
     Quietly nothing while ``marts.fct_population_variance`` does not exist.
     """
     population = [r for r in rules if r.kind == "population"]
     if not population or not table_exists(con, "marts", "fct_population_variance"):
         return []
+    ensure_live_views(con, settings or Settings())
     rows = con.execute(
         """
         with touched as (
-            select distinct site_id, cast(coalesce(captured_at, file_modified_at) as date) as day
-            from raw.media where run_id = ?
+            select distinct site_id, captured_on as day
+            from marts.live_media where run_id = ?
         )
         select v.captured_on, v.label, v.site_id, v.z_score
         from marts.fct_population_variance v

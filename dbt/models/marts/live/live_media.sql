@@ -1,0 +1,85 @@
+{#- One row per media file (every file of stg_pipeline__media) with where and when it was
+    taken as the marts place it, as of now: the deployment int_media_deployed puts it in (same
+    site and camera, captured_at within the deployment), that deployment's clock offset added,
+    and a place to show on a map. A VIEW: current between builds, like the boxes (alerts read
+    it right after a batch is loaded).
+
+    place_*: the coordinates of the deployment (deployments.csv) when it has them, else the
+    image's own GPS; (0, 0), which some cameras write without a fix, is never a place. Inferred
+    deployments (no row in deployments.csv) give no coordinates of their own here: their
+    location is the mean of their images' GPS, and the image's own fix is closer. -#}
+{{ config(materialized='view') }}
+
+with
+
+media as (
+    select * from {{ ref('stg_pipeline__media') }}
+),
+
+placed as (
+    select * from {{ ref('int_media_deployed') }}
+),
+
+deployments as (
+    select * from {{ ref('int_deployments_unioned') }}
+),
+
+located as (
+    select
+        media.*,
+        placed.deployment_id,
+        placed.captured_at as corrected_at,
+        case
+            when not deployments.is_inferred
+                and deployments.latitude is not null and deployments.longitude is not null
+                and not (deployments.latitude = 0 and deployments.longitude = 0)
+                then 'deployment'
+            when media.latitude is not null and media.longitude is not null
+                and not (media.latitude = 0 and media.longitude = 0)
+                then 'image GPS'
+        end as place_source,
+        deployments.latitude as deployment_latitude,
+        deployments.longitude as deployment_longitude
+    from media
+    left join placed
+        on media.media_id = placed.media_id
+    left join deployments
+        on placed.deployment_id = deployments.deployment_id
+),
+
+final as (
+    select
+        ----------  ids
+        cast(media_id as varchar) as media_id,
+        cast(site_id as varchar) as site_id,
+        cast(camera_id as varchar) as camera_id,
+        cast(deployment_id as varchar) as deployment_id,
+        cast(run_id as varchar) as run_id,
+
+        ----------  file
+        cast(source_uri as varchar) as source_uri,
+        cast(file_path as varchar) as file_path,
+        cast(file_name as varchar) as file_name,
+        cast(media_type as varchar) as media_type,
+
+        ----------  place
+        cast(place_source as varchar) as place_source,
+        cast(case place_source
+            when 'deployment' then deployment_latitude
+            when 'image GPS' then latitude
+        end as double) as place_latitude,
+        cast(case place_source
+            when 'deployment' then deployment_longitude
+            when 'image GPS' then longitude
+        end as double) as place_longitude,
+
+        ----------  timestamps (camera-local): the deployment's clock offset added where the
+        ----------  file is placed in one, else as recorded, else the file's own times
+        cast(coalesce(corrected_at, captured_at, file_modified_at, ingested_at) as timestamp)
+            as captured_at,
+        cast(coalesce(corrected_at, captured_at, file_modified_at, ingested_at) as date)
+            as captured_on
+    from located
+)
+
+select * from final
