@@ -28,7 +28,9 @@ located as (
     select
         media.*,
         placed.deployment_id,
-        placed.captured_at as corrected_at,
+        coalesce(
+            placed.captured_at, media.captured_at, media.file_modified_at, media.ingested_at
+        ) as taken_at,
         case
             when not deployments.is_inferred
                 and deployments.latitude is not null and deployments.longitude is not null
@@ -75,10 +77,8 @@ final as (
 
         ----------  timestamps (camera-local): the deployment's clock offset added where the
         ----------  file is placed in one, else as recorded, else the file's own times
-        cast(coalesce(corrected_at, captured_at, file_modified_at, ingested_at) as timestamp)
-            as captured_at,
-        cast(coalesce(corrected_at, captured_at, file_modified_at, ingested_at) as date)
-            as captured_on
+        cast(taken_at as timestamp) as captured_at,
+        cast(taken_at as date) as captured_on
     from located
 )
 
