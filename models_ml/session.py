@@ -50,6 +50,10 @@ def create_session(
     options.intra_op_num_threads = intra_op_threads or 0
     # The decode and OCR threads share the cores: spinning ORT threads would steal them.
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    # Without VNNI (AVX2-only x86 CPUs) onnxruntime's fast U8S8 int8 kernels saturate: the INT8
+    # person cue scored 0.08 instead of 0.53 on the same photo. U8U8 gives every x86 CPU the
+    # same numbers; float models are untouched, and VNNI CPUs keep their exact kernels.
+    options.add_session_config_entry("session.x64quantprecision", "1")
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.log_severity_level = 3  # errors only
     return ort.InferenceSession(str(path), sess_options=options, providers=chosen)
