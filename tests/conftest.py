@@ -7,9 +7,12 @@ checkout in ``../shared`` (override with TRAPFLOW_SHARED_DIR); nothing of them i
 from __future__ import annotations
 
 import csv
+import dataclasses
 import os
+import pickle
 import shutil
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -91,6 +94,19 @@ def trapflow_env(pulled_models: Path, model_mirror: Path) -> Iterator[dict[str, 
             os.environ[key] = value
 
 
+@contextmanager
+def _exclusive(lock_file: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``lock_file`` (the xdist workers of one run share it)."""
+    import fcntl
+
+    with lock_file.open("a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
 @pytest.fixture(scope="session")
 def sample_run(
     prefect_harness: None,
@@ -98,12 +114,33 @@ def sample_run(
     camtrap_dir: Path,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> dict[str, Any]:
-    """One real ingest of every sample image, with the marts built (shared by many tests)."""
+    """One real ingest of every sample image, with the marts built (shared by many tests).
+
+    Under pytest-xdist the first worker that asks runs the ingest; every worker then gets its
+    own copy of that warehouse folder (a test may write to it), so the run happens once."""
     from flows.ingest import ingest
 
-    warehouse = tmp_path_factory.mktemp("sample") / "warehouse.duckdb"
-    summary = ingest(source=str(camtrap_dir), warehouse=str(warehouse))
-    return {"summary": summary, "warehouse": warehouse}
+    if os.environ.get("PYTEST_XDIST_WORKER") is None:
+        warehouse = tmp_path_factory.mktemp("sample") / "warehouse.duckdb"
+        summary = ingest(source=str(camtrap_dir), warehouse=str(warehouse))
+        return {"summary": summary, "warehouse": warehouse}
+    shared = tmp_path_factory.getbasetemp().parent / "sample-run"
+    with _exclusive(shared.with_suffix(".lock")):
+        if not (shared / "summary.pickle").exists():
+            building = shared.with_name("sample-run.building")
+            shutil.rmtree(building, ignore_errors=True)
+            building.mkdir()
+            built = ingest(source=str(camtrap_dir), warehouse=str(building / "warehouse.duckdb"))
+            (building / "summary.pickle").write_bytes(pickle.dumps(built))
+            building.rename(shared)
+    own = tmp_path_factory.mktemp("sample")
+    shutil.copytree(shared, own, dirs_exist_ok=True)
+    warehouse = own / "warehouse.duckdb"
+    summary = pickle.loads((own / "summary.pickle").read_bytes())  # noqa: S301 (our own worker wrote it)
+    return {
+        "summary": dataclasses.replace(summary, warehouse=str(warehouse)),
+        "warehouse": warehouse,
+    }
 
 
 def query(warehouse: Path, sql: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:

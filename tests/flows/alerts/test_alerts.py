@@ -282,6 +282,7 @@ def test_population_rule_reads_variance_mart_or_skips_quietly(tmp_path, camtrap_
 
 
 def test_alerts_cli_test_and_list(tmp_path, camtrap_dir, monkeypatch) -> None:
+    from flows.cli import _app as cli_app
     from flows.cli import app
 
     with json_sink() as sink:
@@ -291,7 +292,8 @@ def test_alerts_cli_test_and_list(tmp_path, camtrap_dir, monkeypatch) -> None:
             f"json://127.0.0.1:{sink.port}/hook/{TOKEN},json://u:{PASSWORD}@127.0.0.1:{down}/x",
         )
         monkeypatch.setenv("TRAPFLOW_ALERT_TIMEOUT_S", "2")
-        monkeypatch.setenv("COLUMNS", "200")
+        # the CLI's console read COLUMNS when flows.cli was first imported (by whichever test)
+        monkeypatch.setattr(cli_app.console, "_width", 200)
         monkeypatch.setenv("TRAPFLOW_WAREHOUSE", str(tmp_path / "w.duckdb"))
         runner = CliRunner()
         result = runner.invoke(app, ["alerts", "test"])
