@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import subprocess
 import sys
 from datetime import date, datetime
@@ -237,11 +238,13 @@ def full_fixture() -> dict[str, list[dict[str, Any]]]:
     return {"media": media_rows(), "detections": detection_rows(), **bookkeeping_rows()}
 
 
-def dbt_build(warehouse: Path, work_dir: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+def dbt_build(
+    warehouse: Path, work_dir: Path, *extra: str, command: str = "build"
+) -> subprocess.CompletedProcess[str]:
     """Run `dbt build` the way the flows do: a subprocess, target/ and logs/ outside the repo."""
     argv = [
         str(DBT_EXECUTABLE),
-        "build",
+        command,
         "--project-dir", str(DBT_PROJECT_DIR),
         "--profiles-dir", str(DBT_PROJECT_DIR),
         "--target-path", str(work_dir / "target"),
@@ -326,6 +329,22 @@ def built_warehouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
     warehouse = create_warehouse(work_dir / "warehouse.duckdb", full_fixture())
     assert_built(dbt_build(warehouse, work_dir))
     return warehouse
+
+
+def test_the_yaml_unit_tests_pass_here_and_a_run_s_build_skips_them(
+    built_warehouse: Path, tmp_path: Path
+) -> None:
+    """The unit tests hold on their own rows; trapflow's builds leave them out (UNIT_TESTS_OFF)."""
+    from flows.settings import Settings
+    from flows.store.dbt import run_dbt
+
+    unit = dbt_build(built_warehouse, tmp_path, "--select", "test_type:unit", command="test")
+    assert_built(unit)
+    passed = re.search(r"PASS=(\d+)", unit.stdout)
+    assert passed and int(passed.group(1)) >= 9, unit.stdout[-3000:]
+    warehouse = create_warehouse(tmp_path / "warehouse.duckdb", full_fixture())
+    run = run_dbt(Settings(warehouse=warehouse, home=tmp_path / "home"), "build")
+    assert "unit_test" not in run.output and "ERROR=0" in run.output, run.output[-3000:]
 
 
 def test_daily_population_counts_with_default_vars(built_warehouse: Path) -> None:
