@@ -68,7 +68,7 @@ class SettingsError(UserError, ValueError):
 @functools.cache
 def dbt_defaults() -> dict[str, Any]:
     """The vars dbt_project.yml declares, with their defaults (the one literal of each)."""
-    import yaml  # type: ignore[import-untyped]  # pyyaml comes with dbt-core
+    import yaml  # type: ignore[import-untyped]
 
     project = yaml.safe_load(DBT_PROJECT_FILE.read_text(encoding="utf-8"))
     return dict(project.get("vars") or {})

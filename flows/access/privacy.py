@@ -20,13 +20,6 @@ if TYPE_CHECKING:
     import duckdb
     from PIL import Image
 
-#: Default sensitive taxa: rhinos and elephants (any label containing one of these words,
-#: case-insensitive, matches: 'black rhinoceros', 'Diceros bicornis', 'African elephant', ...).
-DEFAULT_SENSITIVE = (
-    "rhinoceros", "rhino", "rhinocerotidae", "ceratotherium", "diceros", "rhinoceros unicornis",
-    "dicerorhinus", "elephant", "elephantidae", "loxodonta", "elephas maximus",
-)  # fmt: skip
-
 
 def is_sensitive(label: str | None, sensitive: Iterable[str]) -> bool:
     """Whether a species label names a sensitive taxon (substring match, case-insensitive)."""
