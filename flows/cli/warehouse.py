@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shlex
+from pathlib import Path
 from typing import Any
 
 from rich.table import Table
@@ -103,7 +105,12 @@ def print_summary(settings: Settings, run: Any) -> None:
             + ", ".join(f"{r} {n}" for r, n in warned)
             + " (processed; see raw.quarantine)"
         )
-    console.print(f"warehouse  {s.warehouse}")
-    console.print(f"dashboard  trapflow dashboard --warehouse {s.warehouse}")
-    home = os.environ.get("PREFECT_HOME", "~/.prefect")
-    console.print(f"Prefect UI PREFECT_HOME={home} prefect server start  ->  http://127.0.0.1:4200")
+    console.print(f"warehouse  {s.warehouse}", markup=False)
+    # commands to copy: quoted for the shell (a path with spaces or brackets stays one word)
+    wh = shlex.quote(str(s.warehouse))
+    console.print(f"dashboard  trapflow dashboard --warehouse {wh}", markup=False)
+    home = shlex.quote(os.environ.get("PREFECT_HOME", str(Path("~/.prefect").expanduser())))
+    console.print(
+        f"Prefect UI PREFECT_HOME={home} prefect server start  ->  http://127.0.0.1:4200",
+        markup=False,
+    )

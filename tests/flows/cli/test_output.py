@@ -4,6 +4,7 @@ off a terminal unless told not to): long paths stay whole, so logs and greps fin
 from __future__ import annotations
 
 import os
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -29,9 +30,10 @@ def test_a_long_line_comes_out_whole_through_a_pipe(tmp_path: Path) -> None:
         env=env, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
-    line = f"dashboard  trapflow dashboard --warehouse {warehouse}"
+    line = f"dashboard  trapflow dashboard --warehouse {shlex.quote(str(warehouse))}"
     assert len(line) > 200
     assert line in proc.stdout.splitlines(), proc.stdout
+    assert shlex.split(line)[-1] == str(warehouse)  # the command copies into a shell whole
 
 
 def test_a_long_error_comes_out_whole_when_captured(tmp_path: Path) -> None:
