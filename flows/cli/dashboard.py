@@ -20,6 +20,18 @@ from flows.cli._app import (
 from flows.settings import REPO_ROOT, load_settings
 
 
+def streamlit_command(host: str, port: int) -> list[str]:
+    """``streamlit run`` of the dashboard as users get it: headless, no usage statistics, and
+    the viewer toolbar (Streamlit's Deploy, rerun and clear-cache items are for developers;
+    set at start, since ``st.set_option`` takes effect only on a rerun)."""
+    return [
+        sys.executable, "-m", "streamlit", "run", str(REPO_ROOT / "dashboard" / "streamlit_app.py"),
+        "--server.headless", "true", "--server.address", host,
+        "--server.port", str(port), "--browser.gatherUsageStats", "false",
+        "--client.toolbarMode", "viewer",
+    ]  # fmt: skip
+
+
 @dashboard_app.callback(invoke_without_command=True)
 def dashboard(
     ctx: typer.Context,
@@ -42,11 +54,7 @@ def dashboard(
     if problem:
         raise fail(f"not starting the dashboard: {problem}")
     env = {**os.environ, "TRAPFLOW_WAREHOUSE": str(settings.warehouse_path)}
-    argv = [
-        sys.executable, "-m", "streamlit", "run", str(REPO_ROOT / "dashboard" / "streamlit_app.py"),
-        "--server.headless", "true", "--server.address", host,
-        "--server.port", str(port), "--browser.gatherUsageStats", "false",
-    ]  # fmt: skip
+    argv = streamlit_command(host, port)
     shown = f"[{host}]" if ":" in host else host
     console.print(
         f"Dashboard on http://{shown}:{port}, sign-in: {settings.dashboard_auth} (Ctrl-C stops it)"

@@ -10,7 +10,6 @@ import os
 import shutil
 import socket
 import subprocess
-import sys
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -44,10 +43,10 @@ def _streamlit(sample_warehouse: Path, tmp_path: Path, **env_extra: str) -> Iter
     port = _free_port()
     env = {**os.environ, "TRAPFLOW_WAREHOUSE": str(warehouse), **env_extra}
     log = (tmp_path / "streamlit.log").open("w")
+    from flows.cli.dashboard import streamlit_command  # what `trapflow dashboard` runs
+
     proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(REPO / "dashboard" / "streamlit_app.py"),
-         "--server.port", str(port), "--server.headless", "true", "--server.address", "127.0.0.1",
-         "--browser.gatherUsageStats", "false"],
+        streamlit_command("127.0.0.1", port),
         cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
@@ -105,6 +104,9 @@ def test_every_page_renders_in_chromium(dashboard_url: str, sample_run: dict[str
                 page.screenshot(path=str(ARTIFACTS / f"dashboard-{name}.png"), full_page=True)
                 assert page.locator('[data-testid="stException"]').count() == 0, name
                 assert page.locator(CHART).count() >= 1, name
+                # Streamlit's developer toolbar (Deploy, rerun, clear cache) is not for users
+                assert page.locator('[data-testid="stAppDeployButton"]').count() == 0, name
+                assert page.get_by_text("Deploy", exact=True).count() == 0, name
             # an alert's link: <dashboard_url>/?media_id=<sha256> opens Review on that image
             page.goto(f"{dashboard_url}/?media_id={media_id}", wait_until="domcontentloaded")
             page.get_by_role("heading", name="Review").wait_for(timeout=30_000)
