@@ -157,8 +157,15 @@ class Settings(BaseSettings):
     # What to pick up and how to name it
     layout: str | None = Field(
         default=None,
-        description="Folder pattern naming site and camera, e.g. '{site}/{camera}/...'. "
-        "Without it, site and camera are the parent folder's name.",
+        description="Folder pattern naming site and camera, e.g. '{site}/{camera}/...'; a "
+        "'{species}' folder (camtrapR's species directories, '{site}/{species}') is a human label "
+        "of every photo in it. Without it, site and camera are the parent folder's name.",
+    )
+    species_keyword_parent: str = Field(
+        default="Species",
+        description="Parent tag of the species in photos' XMP hierarchical keywords "
+        "('Species|Leopard Cat', as digiKam, Lightroom and Timelapse write them; camtrapR's "
+        "metadataSpeciesTag): those names come in as human labels. Empty: keywords are not read.",
     )
     extensions: Annotated[tuple[str, ...], NoDecode] = Field(
         default=MEDIA_EXTENSIONS,

@@ -25,7 +25,7 @@ import numpy as np
 import numpy.typing as npt
 from PIL import Image
 
-from ._types import BBox
+from ._types import BBox, Detection
 from .registry import InputSpec, ModelSpec
 from .session import create_session
 
@@ -35,6 +35,52 @@ FloatArray = npt.NDArray[np.float32]
 #: it returns probabilities already; ``embedding_head`` = embedder + head (see module doc).
 CLASSIFIER_DECODERS = frozenset({"softmax", "probabilities", "embedding_head"})
 CROP_CONTEXT = 0.1  # fraction of the box added on each side, as the person cue does
+#: The crop of a photo without a box to classify (thumbnails, close-ups, dark night frames).
+WHOLE_FRAME = BBox(0.0, 0.0, 1.0, 1.0)
+
+
+# --------------------------------------------------------------------------- the one rule
+# What the species stage classifies and what training embeds, so that a head classifies the
+# photos it was trained on: every animal box of the animal detector at or above
+# ``min_confidence`` (classification_min_confidence), its crop with CROP_CONTEXT; a photo with
+# no such box and no person or vehicle box at or above it is classified on its whole frame.
+
+
+def box_is_classified(confidence: float, min_confidence: float) -> bool:
+    """Whether an animal box is classified on its crop (else: the whole frame)."""
+    return confidence >= min_confidence
+
+
+@dataclass(frozen=True)
+class Target:
+    """One crop to classify: ``box`` is ``WHOLE_FRAME`` for the fallback; ``detection`` is the
+    index of the box the label belongs to (for the fallback, the best animal box below the
+    threshold, or None when the detector found no animal at all)."""
+
+    box: BBox
+    detection: int | None
+
+
+def classification_targets(
+    dets: Sequence[Detection], min_confidence: float, animal_model: str | None = None
+) -> list[Target]:
+    """The crops the species stage classifies in one photo (see the rule above)."""
+    animal = [
+        (i, d)
+        for i, d in enumerate(dets)
+        if d.category == "animal" and (animal_model is None or d.model == animal_model)
+    ]
+    boxes = [
+        Target(d.bbox, i) for i, d in animal if box_is_classified(d.confidence, min_confidence)
+    ]
+    if boxes:
+        return boxes
+    if any(d.category != "animal" and d.confidence >= min_confidence for d in dets):
+        return []  # a person or a vehicle: no species
+    best = max(animal, key=lambda item: item[1].confidence, default=None)
+    return [Target(WHOLE_FRAME, best[0] if best is not None else None)]
+
+
 MAX_CROP_BATCH = 16
 
 

@@ -55,7 +55,9 @@ class Geofence:
         cls, sites: Mapping[str, Iterable[str]], default: Iterable[str] | None = None
     ) -> Geofence:
         norm = {str(s): frozenset(str(t).strip().lower() for t in ts) for s, ts in sites.items()}
-        fallback = frozenset(str(t).strip().lower() for t in default) if default else None
+        fallback = (
+            frozenset(str(t).strip().lower() for t in default) if default is not None else None
+        )
         return cls(norm, fallback)
 
     @classmethod

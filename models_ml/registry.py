@@ -121,6 +121,7 @@ class ModelSpec:
     extra_files: tuple[ExtraFile, ...] = ()
     embedder: str | None = None  # decoder "embedding_head": the embedder model it reads
     location: str | None = None  # user-registered model: absolute folder holding its files
+    geofence_file: str | None = None  # a species head's own site lists (the sites it knows)
 
     def files_dir(self, model_dir: Path) -> Path:
         """Where this model's files are: its own folder (user models) or ``model_dir``."""
@@ -161,6 +162,7 @@ def _spec_from_table(name: str, table: dict[str, Any]) -> ModelSpec:
         extra_files=tuple(ExtraFile(**e) for e in table.get("extra_files", ())),
         embedder=table.get("embedder"),
         location=table.get("location"),
+        geofence_file=table.get("geofence_file"),
     )
 
 
@@ -189,7 +191,8 @@ def user_spec(name: str, table: dict[str, Any]) -> ModelSpec:
     ``softmax``/``probabilities`` for a crop classifier, ``embedding_head`` for a species
     head). Optional: ``version``, ``size`` [w, h], ``labels`` or ``labels_file``,
     ``input_name``/``output_name`` (default: the model's only input/output), ``channels``,
-    ``scale``, ``pad_value``, ``placement``, ``nms_iou``, ``embedder``, ``licence``.
+    ``scale``, ``pad_value``, ``placement``, ``nms_iou``, ``embedder``, ``licence``,
+    ``geofence_file`` (a species head's own site lists, ``models_ml.geofence``).
     Relative paths are relative to the model file's folder.
     """
     missing = [k for k in ("file", "sha256", "decoder") if not table.get(k)]
@@ -217,6 +220,9 @@ def user_spec(name: str, table: dict[str, Any]) -> ModelSpec:
     labels_file = table.get("labels_file")
     if labels_file:
         labels_file = rel(str(labels_file))
+    geofence_file = table.get("geofence_file")
+    if geofence_file:
+        geofence_file = rel(str(geofence_file))
     spec: dict[str, Any] = {
         "version": str(table.get("version", sha[:8])),
         "kind": table.get("kind", defaults["kind"]),
@@ -227,6 +233,7 @@ def user_spec(name: str, table: dict[str, Any]) -> ModelSpec:
         "description": table.get("description", f"user-registered {decoder} model"),
         "labels": list(table.get("labels", [])),
         "labels_file": labels_file,
+        "geofence_file": geofence_file,
         "categories": dict(table.get("categories", {})),
         "embedder": table.get("embedder", defaults.get("embedder")),
         "location": str(path.parent),

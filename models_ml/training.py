@@ -35,6 +35,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from .classifier import WHOLE_FRAME
 from .registry import ModelSpec, sha256_file
 from .training_data import (
     DETECTION_FLOOR,
@@ -42,7 +43,6 @@ from .training_data import (
     EMBEDDING_DIM,
     IMAGE_EXTENSIONS,
     MAX_IMAGE_PIXELS,
-    WHOLE_FRAME,
     CropEmbedder,
     CropEmbedding,
     Embedded,
@@ -53,9 +53,11 @@ from .training_data import (
     TrainingDataError,
     balance,
     embed_images,
+    group_split,
     images_from_csv,
     images_from_folders,
     l2_normalise,
+    split_groups,
     stratified_split,
 )
 from .training_report import (
@@ -102,6 +104,7 @@ __all__ = [
     "evaluate",
     "export_head_onnx",
     "fit_head",
+    "group_split",
     "head_weights",
     "images_from_csv",
     "images_from_folders",
@@ -111,6 +114,7 @@ __all__ = [
     "read_trained_registry",
     "register_head",
     "report_markdown",
+    "split_groups",
     "stratified_split",
     "train_head",
     "trained_models",
@@ -129,9 +133,12 @@ class TrainingConfig:
     max_per_class: int = 1000
     val_fraction: float = 0.25
     seed: int = 0
-    min_box_confidence: float = 0.2  # the best animal box must reach this
+    min_box_confidence: float = 0.2  # the species stage's classification_min_confidence
     whole_frame_fallback: bool = True  # else: the whole frame (True) or left out (False)
     regularisation_c: float = 10.0  # sklearn's C (inverse regularisation strength)
+    split: str = "burst"  # burst | site | image: what the train/validation split keeps whole
+    only_trained_sites: bool = True  # labels photos only at the sites it was trained on
+    burst_gap_s: float = 1800.0  # photos of one folder closer than this are one burst
 
 
 # --------------------------------------------------------------------------- registry
@@ -183,6 +190,7 @@ def register_head(
     head_path: Path,
     labels_path: Path,
     description: str = "",
+    geofence_path: Path | None = None,
 ) -> Path:
     """Add (or replace) ``[models.<name>]`` in the trained registry and make it the latest."""
     data = read_trained_registry(model_dir)
@@ -197,6 +205,8 @@ def register_head(
         "licence": "user-trained",
         "description": description or f"species head trained by trapflow train ({version})",
     }
+    if geofence_path is not None:
+        models[name]["geofence_file"] = str(geofence_path.absolute())
     out = [
         "# Species heads trained by `trapflow train` (merged into the model registry).",
         f"latest = {_toml_value(name)}",
@@ -211,6 +221,24 @@ def register_head(
     tmp = path.with_suffix(".tmp")
     tmp.write_text("\n".join(out), encoding="utf-8")
     os.replace(tmp, path)
+    return path
+
+
+def write_site_fence(path: Path, sites: Sequence[str], labels: Sequence[str]) -> Path:
+    """A geofence (``models_ml.geofence``) that allows the head's labels at the sites its
+    photos came from and none elsewhere: at another site (another country, another habitat)
+    a closed-set head would name a species it never saw, so its labels roll up to
+    ``animal`` there (``trapflow train --any-site`` leaves this out)."""
+    lines = [
+        "# Written by trapflow train: the sites this head was trained on. Elsewhere its",
+        "# labels roll up to 'animal' (geofence_status 'rolled_up').",
+        "default = []",
+        "",
+        "[sites]",
+    ]
+    allowed = "[" + ", ".join(_toml_value(label) for label in labels) + "]"
+    lines += [f"{json.dumps(site)} = {allowed}" for site in sites]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
 
 
@@ -251,8 +279,12 @@ def train_head(
     manifest: dict[str, ModelSpec] | None = None,
     register: bool = True,
     progress: Callable[[int, int, str], None] | None = None,
+    test_items: Sequence[LabelledImage] = (),
 ) -> TrainResult:
-    """Detect, crop, embed (cached), balance, split, fit, evaluate, export and register."""
+    """Detect, crop, embed (cached), balance, split, fit, evaluate, export and register.
+
+    ``test_items``: photos the head never sees (other cameras, another season), classified
+    by the same rule after training and reported beside the split's figure."""
     cfg = config or TrainingConfig()
     if not items:
         raise TrainingDataError("no labelled images given")
@@ -281,10 +313,26 @@ def train_head(
     keep, excluded, subsampled = balance(labels_all, cfg.min_per_class, cfg.max_per_class, cfg.seed)
     y = [labels_all[i] for i in keep]
     x = emb.x[keep]
-    tr, va = stratified_split(y, cfg.val_fraction, cfg.seed)
+    groups = split_groups(
+        [emb.items[i] for i in keep], [emb.times[i] for i in keep], cfg.split, cfg.burst_gap_s
+    )
+    tr, va, untested = group_split(y, groups, cfg.val_fraction, cfg.seed)
+    if not va:
+        raise TrainingDataError(
+            f"every species has a single {cfg.split}: nothing can be held out; label photos "
+            "from more visits (or use --split image and read the figure as optimistic)"
+        )
     y_tr, y_va = [y[i] for i in tr], [y[i] for i in va]
     model = fit_head(x[tr], y_tr, cfg.regularisation_c, cfg.seed)
     evaluation = evaluate(model, x[va], y_va, y_tr)
+    unseen = None
+    if test_items:
+        test = embed_images(
+            test_items, embedder, cache, min_box_confidence=cfg.min_box_confidence,
+            whole_frame_fallback=True,
+        )  # fmt: skip
+        if test.items:
+            unseen = evaluate(model, test.x, [i.label for i in test.items], y_tr)
 
     version = next_version(out_root, name, model_dir)
     out_dir = Path(out_root) / name / f"v{version}"
@@ -294,6 +342,10 @@ def train_head(
     labels_path = out_dir / "labels.txt"
     labels_path.write_text("\n".join(labels) + "\n", encoding="utf-8")
     write_confusion_png(evaluation, out_dir / "confusion.png", f"{name}@{version} (held out)")
+    sites = sorted({i.site for i in (emb.items[k] for k in keep) if i.site})
+    geofence_path = None
+    if sites and cfg.only_trained_sites:
+        geofence_path = write_site_fence(out_dir / "sites.toml", sites, labels)
     result = TrainResult(
         name=name,
         version=version,
@@ -309,6 +361,9 @@ def train_head(
         embedded=len(emb.items),
         whole_frame=emb.whole_frame,
         estimator=model,
+        unseen=unseen,
+        untested_classes=untested,
+        split=cfg.split,
     )
     report = {
         "model": result.model_id,
@@ -317,6 +372,9 @@ def train_head(
         "detector": embedder.detector.model_id,
         "config": asdict(cfg),
         "evaluation": asdict(evaluation),
+        "split": cfg.split,
+        "untested_classes": untested,
+        "unseen_evaluation": asdict(unseen) if unseen is not None else None,
         "excluded_classes": excluded,
         "subsampled_classes": subsampled,
         "skipped": [asdict(s) for s in emb.skipped],
@@ -336,6 +394,7 @@ def train_head(
             labels_path,
             f"trained on {len(y)} images of {len(labels)} species; held-out accuracy "
             f"{evaluation.accuracy:.2f} (baseline {evaluation.baseline_accuracy:.2f})",
+            geofence_path,
         )
     if not math.isfinite(evaluation.accuracy):  # pragma: no cover - defensive
         raise TrainingDataError("evaluation failed: no validation images")

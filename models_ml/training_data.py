@@ -18,20 +18,22 @@ import os
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
 
 from ._imageops import ImageRejected, decode_rgb, open_image
-from ._types import BBox
-from .classifier import crop_batch
+from .classifier import WHOLE_FRAME, box_is_classified, crop_batch
+from .exif import read_exif
 from .registry import ModelSpec, load_manifest
 from .session import create_session
 
 FloatArray = npt.NDArray[np.float32]
 
 EMBEDDER = "mobilenetv2_imagenet_features"
+LABEL_COLUMNS = ("label", "species", "category", "common_name")
 EMBEDDING_DIM = 1280
 IMAGE_EXTENSIONS = frozenset({"jpg", "jpeg", "png", "tif", "tiff", "jpe", "webp"})
 MAX_IMAGE_PIXELS = 80_000_000
@@ -46,7 +48,8 @@ class TrainingDataError(ValueError):
 class LabelledImage:
     path: Path
     label: str
-    origin: str = "folder"  # folder | csv | review
+    origin: str = "folder"  # folder | csv | review | import:<source>
+    site: str | None = None  # for --split site: the warehouse's site, else the file's folder
 
 
 @dataclass
@@ -66,6 +69,7 @@ class Embedded:
     skipped: list[Skipped] = field(default_factory=list)
     cache_hits: int = 0
     whole_frame: int = 0  # images without an animal box, embedded as a whole
+    times: list[datetime | None] = field(default_factory=list)  # EXIF time of items[i]
 
 
 # --------------------------------------------------------------------------- inputs
@@ -92,7 +96,9 @@ def images_from_folders(root: Path) -> list[LabelledImage]:
     return items
 
 
-def images_from_csv(path: Path, root: Path | None = None) -> list[LabelledImage]:
+def images_from_csv(
+    path: Path, root: Path | None = None, label_column: str | None = None
+) -> list[LabelledImage]:
     """A CSV with ``file`` and ``label`` columns (LILA/WCS metadata style).
 
     Also accepted: ``filename``/``file_name``/``path`` for the file and ``species``/
@@ -107,13 +113,13 @@ def images_from_csv(path: Path, root: Path | None = None) -> list[LabelledImage]
         reader = csv.DictReader(fh)
         cols = {c.strip().lower(): c for c in reader.fieldnames or []}
         fcol = next((cols[c] for c in ("file", "filename", "file_name", "path") if c in cols), None)
-        lcol = next(
-            (cols[c] for c in ("label", "species", "category", "common_name") if c in cols), None
-        )
+        names = (label_column.strip().lower(),) if label_column else LABEL_COLUMNS
+        lcol = next((cols[c] for c in names if c in cols), None)
         if fcol is None or lcol is None:
             raise TrainingDataError(
-                f"{path}: needs a file column (file, filename, path) and a label column (label, "
-                f"species, category); it has {', '.join(reader.fieldnames or []) or 'no header'}"
+                f"{path}: needs a file column (file, filename, path) and a label column "
+                f"({', '.join(names)}; --label-column names another); it has "
+                f"{', '.join(reader.fieldnames or []) or 'no header'}"
             )
         items = []
         for row in reader:
@@ -193,9 +199,6 @@ class CropEmbedding:
     whole: FloatArray  # embedding of the whole frame
 
 
-WHOLE_FRAME = BBox(0.0, 0.0, 1.0, 1.0)
-
-
 def l2_normalise(x: npt.ArrayLike) -> FloatArray:
     arr = np.asarray(x, np.float32)
     norm = np.linalg.norm(arr, axis=1, keepdims=True)
@@ -263,6 +266,7 @@ def embed_images(
     SHA-256) count once; the same file under two labels is left out.
     """
     by_sha: dict[str, tuple[LabelledImage, CropEmbedding]] = {}
+    times: dict[str, datetime | None] = {}
     conflicts: set[str] = set()
     skipped: list[Skipped] = []
     hits = 0
@@ -294,17 +298,18 @@ def embed_images(
             if cache is not None:
                 cache.put(sha, value)
         by_sha[sha] = (item, value)
+        times[sha] = read_exif(data).captured_at
     if progress is not None:
         progress(len(items), len(items), "")
     if cache is not None:
         cache.save()
-    kept_items, shas, rows = [], [], []
+    kept_items, shas, rows, kept_times = [], [], [], []
     whole = 0
     for sha, (item, value) in by_sha.items():
         if sha in conflicts:
             skipped.append(Skipped(str(item.path), item.label, "same file has two labels"))
             continue
-        if value.confidence >= min_box_confidence:
+        if box_is_classified(value.confidence, min_box_confidence):  # the species stage's rule
             rows.append(value.box)
         elif whole_frame_fallback:
             rows.append(value.whole)
@@ -321,8 +326,9 @@ def embed_images(
             continue
         kept_items.append(item)
         shas.append(sha)
+        kept_times.append(times[sha])
     x = np.stack(rows).astype(np.float32) if rows else np.zeros((0, EMBEDDING_DIM), np.float32)
-    return Embedded(kept_items, shas, x, skipped, hits, whole)
+    return Embedded(kept_items, shas, x, skipped, hits, whole, kept_times)
 
 
 # --------------------------------------------------------------------------- balance / split
@@ -365,3 +371,75 @@ def stratified_split(
         val.extend(int(i) for i in idx[:n_val])
         train.extend(int(i) for i in idx[n_val:])
     return sorted(train), sorted(val)
+
+
+#: How ``--split`` keeps look-alike frames on one side: by burst (default), by site, by image.
+SPLITS = ("burst", "site", "image")
+
+
+def split_groups(
+    items: Sequence[LabelledImage],
+    times: Sequence[datetime | None],
+    split: str,
+    gap_s: float,
+) -> list[str]:
+    """The group of each image that the split keeps whole.
+
+    ``burst``: photos of one folder (one camera) less than ``gap_s`` apart (the marts'
+    independence interval) are one burst, so frames of one visit never fall on both sides;
+    a photo without a time is its own group. ``site``: the image's site. ``image``: itself.
+    """
+    if split not in SPLITS:
+        raise TrainingDataError(f"split {split!r}: use one of {', '.join(SPLITS)}")
+    if split == "image":
+        return [f"image:{i}" for i in range(len(items))]
+    if split == "site":
+        return [f"site:{item.site or item.path.parent.name}" for item in items]
+    groups = [""] * len(items)
+    by_folder: dict[str, list[int]] = {}
+    for i, item in enumerate(items):
+        by_folder.setdefault(str(item.path.parent), []).append(i)
+    for folder, idx in by_folder.items():
+        timed = sorted((t, i) for i in idx if (t := times[i]) is not None)
+        burst, last = 0, None
+        for t, i in timed:
+            if last is not None and (t - last).total_seconds() >= gap_s:
+                burst += 1
+            groups[i], last = f"burst:{folder}:{burst}", t
+        for i in idx:
+            if times[i] is None:
+                groups[i] = f"image:{i}"
+    return groups
+
+
+def group_split(
+    labels: Sequence[str], groups: Sequence[str], val_fraction: float, seed: int = 0
+) -> tuple[list[int], list[int], list[str]]:
+    """Train and validation indices with whole groups on one side, stratified by species:
+    for each species (its groups are those where it is the most common label) about
+    ``val_fraction`` of its images are held out, at least one group, and at least one group is
+    kept for training. Returns also the species with a single group (trained on, not checked)."""
+    rng = np.random.default_rng(seed)
+    members: dict[str, list[int]] = {}
+    for i, g in enumerate(groups):
+        members.setdefault(g, []).append(i)
+    owner = {g: Counter(labels[i] for i in idx).most_common(1)[0][0] for g, idx in members.items()}
+    val_groups: set[str] = set()
+    single: list[str] = []
+    for label in sorted(set(owner.values())):
+        own = sorted(g for g, o in owner.items() if o == label)
+        if len(own) < 2:
+            single.append(label)
+            continue
+        order = [own[int(j)] for j in rng.permutation(len(own))]
+        total = sum(len(members[g]) for g in own)
+        want = max(1, round(total * val_fraction))
+        held = 0
+        for g in order[:-1]:  # the last group always trains
+            if held >= want:
+                break
+            val_groups.add(g)
+            held += len(members[g])
+    val = sorted(i for g in val_groups for i in members[g])
+    train = sorted(i for g, idx in members.items() if g not in val_groups for i in idx)
+    return train, val, single

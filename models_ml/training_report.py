@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -64,6 +64,9 @@ class TrainResult:
     embedded: int
     whole_frame: int = 0
     estimator: Any = None  # the fitted scikit-learn model
+    unseen: Evaluation | None = None  # on the test photos (never trained on), when given
+    untested_classes: list[str] = field(default_factory=list)  # one group only: not held out
+    split: str = "burst"
 
 
 # --------------------------------------------------------------------------- fit / evaluate
@@ -195,8 +198,9 @@ def report_markdown(result: TrainResult) -> str:
     lines = [
         f"# {result.model_id}",
         "",
-        f"Validation accuracy **{ev.accuracy:.3f}** vs majority baseline "
-        f"{ev.baseline_accuracy:.3f} (always '{ev.baseline_label}'); macro F1 {ev.macro_f1:.3f}.",
+        f"Validation accuracy **{ev.accuracy:.3f}** (split by {result.split}) vs majority "
+        f"baseline {ev.baseline_accuracy:.3f} (always '{ev.baseline_label}'); macro F1 "
+        f"{ev.macro_f1:.3f}.",
         f"{ev.n_train} training and {ev.n_validation} held-out images.",
         "",
         "| label | precision | recall | F1 | support |",
@@ -207,6 +211,19 @@ def report_markdown(result: TrainResult) -> str:
         for c in ev.per_class
     ]
     lines += ["", "Confusion matrix (rows true, columns predicted): confusion.png", ""]
+    if result.unseen is not None:
+        u = result.unseen
+        lines += [
+            f"Unseen photos (never trained on, classified by the species stage's rule): accuracy "
+            f"**{u.accuracy:.3f}** on {u.n_validation} photos vs baseline "
+            f"{u.baseline_accuracy:.3f}; macro F1 {u.macro_f1:.3f}.",
+            "",
+        ]
+    if result.untested_classes:
+        lines.append(
+            f"Not in the held-out set (a single {result.split}): "
+            + ", ".join(result.untested_classes)
+        )
     if result.whole_frame:
         lines.append(
             f"{result.whole_frame} image(s) had no animal box >= the minimum confidence; "

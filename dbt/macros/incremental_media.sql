@@ -33,7 +33,7 @@
     ) as labels on media.media_id = labels.media_id
     left join (
         select media_id, count(*) as n, max(reviewed_at) as last_at
-        from {{ ref('stg_review__labels') }}
+        from {{ ref('int_human_labels') }}
         group by media_id
     ) as reviews on media.media_id = reviews.media_id
     left join (

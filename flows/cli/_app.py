@@ -138,7 +138,7 @@ alerts_app = typer.Typer(help="Alerts: test the channels, list the outbox, deliv
 app.add_typer(alerts_app, name="alerts")
 export_app = typer.Typer(help="Field formats out: MegaDetector JSON, Camtrap DP, mart CSVs.")
 app.add_typer(export_app, name="export")
-import_app = typer.Typer(help="Field formats in: MegaDetector batch output JSON.")
+import_app = typer.Typer(help="Field formats in: MegaDetector batch output JSON, label CSVs.")
 app.add_typer(import_app, name="import")
 dashboard_app = typer.Typer(help="Open the Streamlit dashboard; manage who may sign in.")
 app.add_typer(dashboard_app, name="dashboard")

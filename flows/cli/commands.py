@@ -8,6 +8,7 @@ trapflow annotate CLIP | train --data DIR                        (flows/cli/medi
 trapflow models list | pull | verify                             (flows/cli/models.py)
 trapflow alerts test | list | deliver                            (flows/cli/alerts.py)
 trapflow export mdjson | camtrapdp | csv | images; import mdjson (flows/cli/formats.py)
+trapflow import labels CSV | labels conflicts | relabel          (flows/cli/labels.py)
 
 The app, its options, consoles and error policy are in flows/cli/_app.py; the Prefect
 servers it starts in flows/cli/_server.py; the checks before a run in flows/cli/_preflight.py.
@@ -26,6 +27,7 @@ from flows.cli import media as _media  # noqa: F401
 from flows.cli import models as _models  # noqa: F401
 from flows.cli import alerts as _alerts  # noqa: F401
 from flows.cli import formats as _formats  # noqa: F401
+from flows.cli import labels as _labels  # noqa: F401
 from flows.cli._app import app
 
 __all__ = ["app", "main"]

@@ -72,6 +72,9 @@ def train(
         typer.Option("--data", help="Folder with one sub-folder of images per species."),
     ] = None,
     csv: Annotated[Path | None, typer.Option("--csv", help="CSV with file,label columns.")] = None,
+    label_column: Annotated[
+        str | None, typer.Option(help="The CSV's label column (default: label, species, ...).")
+    ] = None,
     warehouse: Annotated[
         Path | None,
         typer.Option("--warehouse", "-w", help="Also use the dashboard's reviewed labels."),
@@ -85,7 +88,22 @@ def train(
     min_per_class: Annotated[int, typer.Option(help="Classes with fewer are left out.")] = 5,
     max_per_class: Annotated[int, typer.Option(help="Larger classes are subsampled.")] = 1000,
     val_fraction: Annotated[float, typer.Option(help="Held out per class for evaluation.")] = 0.25,
-    min_box_confidence: Annotated[float, typer.Option(help="Best animal box at least.")] = 0.2,
+    min_box_confidence: Annotated[
+        float | None,
+        typer.Option(
+            help="Crop a box this sure, else the whole frame (classification_min_confidence)."
+        ),
+    ] = None,
+    split: Annotated[
+        str, typer.Option(help="Keep whole on one side of the split: burst, site or image.")
+    ] = "burst",
+    test_data: Annotated[
+        Path | None,
+        typer.Option("--test-data", help="Unseen photos (a folder per species) to report on."),
+    ] = None,
+    test_csv: Annotated[
+        Path | None, typer.Option("--test-csv", help="Unseen photos as a file,label CSV.")
+    ] = None,
     whole_frame: Annotated[
         bool,
         typer.Option(
@@ -93,6 +111,13 @@ def train(
         ),
     ] = True,
     seed: Annotated[int, typer.Option(help="Random seed (split, subsampling).")] = 0,
+    trained_sites_only: Annotated[
+        bool,
+        typer.Option(
+            "--trained-sites-only/--any-site",
+            help="Label only photos of the sites the labelled photos came from (when known).",
+        ),
+    ] = True,
 ) -> None:
     """Train a species head on your labelled images, evaluate it, and register it.
 
@@ -107,10 +132,17 @@ def train(
     settings = load_settings()
     cfg = TrainingConfig(
         min_per_class=min_per_class, max_per_class=max_per_class, val_fraction=val_fraction,
-        seed=seed, min_box_confidence=min_box_confidence, whole_frame_fallback=whole_frame,
+        seed=seed, whole_frame_fallback=whole_frame, split=split,
+        only_trained_sites=trained_sites_only,
+        min_box_confidence=(
+            settings.classification_min_confidence
+            if min_box_confidence is None else min_box_confidence
+        ),
+        burst_gap_s=settings.independence_minutes * 60.0,  # the marts' independent events
     )  # fmt: skip
     try:
-        items = gather_images(data, csv, warehouse)
+        items = gather_images(data, csv, warehouse, label_column=label_column)
+        tests = gather_images(test_data, test_csv, None) if test_data or test_csv else []
         with Progress(
             "[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
             TimeRemainingColumn(), console=err, transient=True,
@@ -120,7 +152,9 @@ def train(
             def tick(done: int, total: int, _name: str) -> None:
                 bar.update(task, completed=done, total=total)
 
-            result = run_training(settings, items, out=out, name=name, config=cfg, progress=tick)
+            result = run_training(
+                settings, items, out=out, name=name, config=cfg, progress=tick, test_items=tests
+            )
     except TrainingDataError as exc:
         raise fail(str(exc)) from None
     except user_errors() as exc:
@@ -133,10 +167,20 @@ def train(
         )
     console.print(table)
     console.print(
-        f"held-out accuracy [bold]{ev.accuracy:.3f}[/] vs majority baseline "
-        f"{ev.baseline_accuracy:.3f} ('{ev.baseline_label}'); {ev.n_train} train / "
+        f"held-out accuracy [bold]{ev.accuracy:.3f}[/] (split by {result.split}) vs majority "
+        f"baseline {ev.baseline_accuracy:.3f} ('{ev.baseline_label}'); {ev.n_train} train / "
         f"{ev.n_validation} held-out images; {result.cache_hits} embeddings from the cache"
     )
+    if result.unseen is not None:
+        u = result.unseen
+        console.print(
+            f"unseen photos: accuracy [bold]{u.accuracy:.3f}[/] on {u.n_validation} photos vs "
+            f"baseline {u.baseline_accuracy:.3f}; every one classified by the species stage's rule"
+        )
+    if result.untested_classes:
+        console.print(
+            f"not held out (a single {result.split}): {', '.join(result.untested_classes)}"
+        )
     if result.excluded_classes:
         left = ", ".join(f"{k} ({n})" for k, n in result.excluded_classes.items())
         console.print(f"left out (fewer than {min_per_class} images): {left}")

@@ -55,6 +55,7 @@ class BatchContext:
     lake: str | None = None  # scale-out: raw rows go to Parquet files here, not the warehouse
     video_sample_rate: float = 1.0  # frames per second sampled from clips (plus the first)
     video_max_frames: int | None = None  # sampled frames per clip, at most
+    species_keyword_parent: str = ""  # XMP 'Species|<name>' keywords -> human labels; '' = off
 
     store: Store | None = None  # the run's store (flows.store.open_store); None: from the above
 
@@ -199,8 +200,14 @@ def batch_context(
     if settings.species_model:
         classifier = load_species_classifier(model_dir, settings.species_model, threads, user)
     geofence = None
-    if settings.geofence_file is not None:
+    path = None
+    if settings.geofence_file is not None:  # the user's site lists win over a head's own
         path = settings.geofence_file.expanduser().absolute()
+    elif settings.species_model:
+        spec = _manifest(user)[settings.species_model]
+        if spec.geofence_file:  # a trained head: the sites it knows (docs/training.md)
+            path = spec.files_dir(model_dir) / spec.geofence_file
+    if path is not None:
         geofence = _load_geofence(path, path.stat().st_mtime_ns if path.exists() else 0)
     info_bar = load_info_bar_reader(model_dir, settings.ocr_model) if settings.ocr_model else None
     return BatchContext(
@@ -213,6 +220,7 @@ def batch_context(
         warehouse=settings.warehouse_path,
         run_id=run_id,
         layout=settings.layout,
+        species_keyword_parent=settings.species_keyword_parent,
         max_image_pixels=settings.max_image_pixels,
         inference_floor=settings.inference_floor,
         ensemble=ensemble,

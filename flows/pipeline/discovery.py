@@ -167,6 +167,15 @@ def site_and_camera(rel_path: str, layout: str | None) -> tuple[str, str]:
     return parent, parent
 
 
+def layout_species(rel_path: str, layout: str | None) -> str | None:
+    """The ``{species}`` folder of a file's path under the layout (camtrapR's species
+    directories), else None."""
+    if not layout or "{species}" not in layout:
+        return None
+    match = _layout_regex(layout).match(posixpath.dirname(rel_path))
+    return (match.groupdict().get("species") or None) if match else None
+
+
 def chunked(items: Iterable[SourceFile], size: int) -> Iterator[list[SourceFile]]:
     batch: list[SourceFile] = []
     for item in items:

@@ -22,6 +22,7 @@ from flows.pipeline.quarantine import PROCESSED, SKIPPED, QuarantineReason, reas
 from flows.store import rows
 from models_ml import ImageRejected, decode_rgb, open_image, read_exif
 from models_ml._types import Detection, ExifRecord, PreprocessedImage
+from models_ml.classifier import classification_targets
 from models_ml.geofence import NO_LIST, fence
 
 __all__ = [
@@ -162,7 +163,7 @@ def infer(ctx: BatchContext, images: list[Prepared]) -> list[Found | ClipFound]:
         classifications: list[dict[str, Any]] = []
         t4 = time.perf_counter()
         if ctx.classifier is not None and p.rgb is not None:
-            classifications = classify(ctx, p.rgb, row["site_id"], dets, det_rows)
+            classifications = classify(ctx, p.rgb, row["site_id"], dets, det_rows, p.media_id)
         p.rgb, p.pre = None, ()  # free the pixels as soon as possible
         out.append(Found(p, row, det_rows, classifications, detect_s, time.perf_counter() - t4))
     return out
@@ -247,25 +248,33 @@ def classify(
     site: str | None,
     dets: list[Detection],
     det_rows: list[dict[str, Any]],
+    media_id: str,
+    frame: tuple[int, float] | None = None,
 ) -> list[dict[str, Any]]:
-    """Top-k species labels (geofenced) for the animal boxes of the animal detector."""
+    """Top-k species labels (geofenced) for the crops the one rule picks
+    (``models_ml.classifier.classification_targets``: the animal boxes at or above
+    ``classification_min_confidence``, else the whole frame, as training embeds them). A
+    whole frame with no animal box at all is labelled on a box of its own (the classifier's,
+    the whole image, appended to ``det_rows``), which no counting rule counts."""
     if ctx.classifier is None:
         return []
-    chosen = [
-        (det, row)
-        for det, row in zip(dets, det_rows, strict=True)
-        if det.category == "animal"
-        and det.model == ctx.ensemble.animal_model_id
-        and det.confidence >= ctx.classify_min_confidence
-    ]
-    if not chosen:
+    targets = classification_targets(
+        dets, ctx.classify_min_confidence, ctx.ensemble.animal_model_id
+    )
+    if not targets:
         return []
-    preds = ctx.classifier.classify(rgb, [d.bbox for d, _ in chosen], top_k=ctx.top_k)
+    preds = ctx.classifier.classify(rgb, [t.box for t in targets], top_k=ctx.top_k)
     allowed = ctx.geofence.allowed(site) if ctx.geofence is not None else None
     name, _, version = ctx.classifier.model_id.partition("@")
     now = rows.now()
     out = []
-    for (_, det_row), ranked in zip(chosen, preds, strict=True):
+    for target, ranked in zip(targets, preds, strict=True):
+        if target.detection is not None:
+            det_row = det_rows[target.detection]
+        else:
+            p = ranked[0].probability if ranked else 0.0
+            det_row = _whole_frame_row(ctx, media_id, frame, p)
+            det_rows.append(det_row)
         for f in fence(ranked, allowed):
             out.append(
                 rows.classification_row(
@@ -277,6 +286,19 @@ def classify(
                 ).as_row()
             )  # fmt: skip
     return out
+
+
+def _whole_frame_row(
+    ctx: BatchContext, media_id: str, frame: tuple[int, float] | None, probability: float
+) -> dict[str, Any]:
+    """The classifier's own box over the whole image (of one frame, for a clip)."""
+    name, _, version = (ctx.classifier.model_id if ctx.classifier else "@").partition("@")
+    return rows.detection_row(
+        media_id=media_id, model_name=name, model_version=version, index=0, category="animal",
+        label="animal", confidence=round(float(probability), 6), bbox=(0.0, 0.0, 1.0, 1.0),
+        run_id=ctx.run_id, detected_at=rows.now(),
+        frame_number=frame[0] if frame else None, frame_time_s=frame[1] if frame else None,
+    ).as_row()  # fmt: skip
 
 
 def process_clip(ctx: BatchContext, file: SourceFile, media_id: str) -> ClipRows:
@@ -293,9 +315,19 @@ def process_clip(ctx: BatchContext, file: SourceFile, media_id: str) -> ClipRows
 
             def on_frame(frame: Any, dets: list[Detection]) -> None:
                 det_rows = _detection_rows(ctx, media_id, dets, frame.frame_number, frame.time_s)
+                if ctx.classifier is not None:  # may add a whole-frame box to det_rows
+                    out.classifications.extend(
+                        classify(
+                            ctx,
+                            frame.image,
+                            site,
+                            dets,
+                            det_rows,
+                            media_id,
+                            (frame.frame_number, frame.time_s),
+                        )
+                    )
                 out.detections.extend(det_rows)
-                if ctx.classifier is not None:
-                    out.classifications.extend(classify(ctx, frame.image, site, dets, det_rows))
 
             result = _video.analyse_clip(
                 src, info, ctx.ensemble, ctx.inference_floor, rate=ctx.video_sample_rate,

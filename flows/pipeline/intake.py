@@ -18,6 +18,7 @@ from typing import Any
 from flows.pipeline import video as _video
 from flows.pipeline.context import BatchContext
 from flows.pipeline.discovery import Listing, SourceFile, read_file
+from flows.pipeline.labels import file_labels, label_rows
 from flows.pipeline.quarantine import SKIPPED, QuarantineReason
 from flows.store import ids, rows
 from models_ml._imageops import sniff_clip
@@ -73,6 +74,7 @@ class Batch:
         self.media: list[dict[str, Any]] = []
         self.detections: list[dict[str, Any]] = []
         self.classifications: list[dict[str, Any]] = []
+        self.media_labels: list[dict[str, Any]] = []  # human labels the files carry
         self.quarantine: list[dict[str, Any]] = []
         self.file_rows: list[dict[str, Any]] = []
         self.data: dict[str, tuple[SourceFile, bytes]] = {}  # new images' bytes, until decoded
@@ -154,6 +156,14 @@ def _hash_clip(b: Batch, file: SourceFile, hashed: list[tuple[SourceFile, str]])
         return
     hashed.append((file, media_id))
     b.clips.setdefault(media_id, file)
+    _labels(b, file, media_id, None)
+
+
+def _labels(b: Batch, file: SourceFile, media_id: str, data: bytes | None) -> None:
+    """The human labels a file carries (its ``{species}`` folder, its XMP keywords)."""
+    found = file_labels(file.path, data, b.ctx.layout, b.ctx.species_keyword_parent)
+    if found:
+        b.media_labels += label_rows(media_id, found, b.ctx.run_id, rows.now())
 
 
 def intake(ctx: BatchContext, files: list[SourceFile], claimed: set[str]) -> Batch:
@@ -178,6 +188,7 @@ def intake(ctx: BatchContext, files: list[SourceFile], claimed: set[str]) -> Bat
             continue
         media_id = ids.media_id(data)
         hashed.append((file, media_id))
+        _labels(b, file, media_id, data)
         if is_clip(file.path, data):  # a clip by its content: processed from its file
             b.clips.setdefault(media_id, file)
             continue

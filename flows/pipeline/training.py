@@ -20,9 +20,9 @@ from models_ml.training import LabelledImage, TrainingConfig, TrainingDataError,
 
 #: One label per image from the reviews in force (dbt decides which review wins).
 _REVIEWED = """
-    select m.source_uri, m.file_path, r.label
+    select m.source_uri, m.file_path, r.label, m.site_id, r.label_origin
     from (
-        select media_id, label
+        select media_id, label, label_origin
         from marts.fct_label_reviews
         where is_latest and label is not null and not is_false_positive
           and coalesce(category, 'animal') = 'animal'
@@ -51,7 +51,8 @@ def _has_reviews(con: duckdb.DuckDBPyConnection) -> bool:
 
 
 def reviewed_labels(warehouse: Path) -> list[LabelledImage]:
-    """Images reviewers labelled in the dashboard, local files only.
+    """Images people labelled: on the dashboard (origin ``review``) and the labels imported
+    with the photos (``import:folder``, ``import:xmp``, ``import:csv``...), local files only.
 
     The reviews in force are dbt's (``marts.fct_label_reviews.is_latest``: the latest review
     of each box, and of each whole image); of those, the ones naming an animal species that
@@ -73,18 +74,23 @@ def reviewed_labels(warehouse: Path) -> list[LabelledImage]:
     except duckdb.CatalogException:
         return []
     items = []
-    for source_uri, file_path, label in rows:
+    for source_uri, file_path, label, site_id, origin in rows:
         if "://" in str(source_uri) and not str(source_uri).startswith("file://"):
             continue  # s3:// and friends: train from a local copy instead
         root = Path(str(source_uri).removeprefix("file://"))
         path = root / str(file_path)
         if path.is_file():
-            items.append(LabelledImage(path, str(label).strip(), "review"))
+            kind = "review" if origin in (None, "dashboard") else f"import:{origin}"
+            items.append(LabelledImage(path, str(label).strip(), kind, str(site_id)))
     return items
 
 
 def gather_images(
-    data: Path | None, csv: Path | None, warehouse: Path | None
+    data: Path | None,
+    csv: Path | None,
+    warehouse: Path | None,
+    *,
+    label_column: str | None = None,
 ) -> list[LabelledImage]:
     """Everything labelled from the given sources (at least one)."""
     if data is None and csv is None and warehouse is None:
@@ -96,7 +102,7 @@ def gather_images(
     if data is not None:
         items += training.images_from_folders(data)
     if csv is not None:
-        items += training.images_from_csv(csv)
+        items += training.images_from_csv(csv, label_column=label_column)
     if warehouse is not None:
         reviewed = reviewed_labels(warehouse)
         if not reviewed and data is None and csv is None:
@@ -116,6 +122,7 @@ def run_training(
     name: str = training.DEFAULT_HEAD_NAME,
     config: TrainingConfig | None = None,
     progress: Callable[[int, int, str], None] | None = None,
+    test_items: list[LabelledImage] | None = None,
 ) -> TrainResult:
     """Train, export and register a head; it becomes the default ``species_model``."""
     model_dir = settings.model_path
@@ -140,4 +147,5 @@ def run_training(
         config=config,
         embedder=embedder,
         progress=progress,
+        test_items=test_items or [],
     )

@@ -56,6 +56,7 @@ class Store(Protocol):
         quarantine: Rows,
         files: Rows,
         classifications: Rows | None = None,
+        media_labels: Rows | None = None,
     ) -> dict[str, int]:
         """Write one batch whole or not at all; returns rows added per table."""
 

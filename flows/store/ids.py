@@ -26,6 +26,7 @@ __all__ = [
     "import_run_id",
     "media_id",
     "media_id_of_chunks",
+    "media_label_id",
     "new_batch_id",
     "new_review_label_id",
     "new_run_id",
@@ -72,6 +73,12 @@ def classification_id(detection_id: str, model: str, rank: int) -> str:
     """The ``rank``-th species label of a box by a classifier (trapflow's own heads pass
     ``name@version``; imported MegaDetector JSON passes the classifier's name)."""
     return _md5(detection_id, model, str(rank))
+
+
+def media_label_id(media_id: str, source: str, label: str | None) -> str:
+    """A human label that came with a photo or from a file (``source``: folder, xmp, csv,
+    timelapse); a blank is ``None``. The same label from the same kind of source is one row."""
+    return _md5("media_label", media_id, source, label or "")
 
 
 def quarantine_id(source_uri: str, file_path: str, media_id: str | None, reason: str) -> str:

@@ -37,6 +37,7 @@ TABLES: dict[str, tuple[tuple[str, ...], str]] = {
     "media_files": (("source_uri", "file_path"), "seen_at desc"),
     "classifications": (("classification_id",), "classified_at"),
     "detection_flags": (("detection_id", "flag"), "flagged_at"),
+    "media_labels": (("media_label_id",), "imported_at"),
 }
 
 
@@ -97,6 +98,7 @@ def load_batch(lake: str, batch_id: str, **tables: list[dict[str, Any]]) -> dict
         "detections",
         "classifications",
         "detection_flags",
+        "media_labels",
         "quarantine",
         "media",
         "media_files",
@@ -265,10 +267,12 @@ class LakeStore:
         quarantine: list[dict[str, Any]],
         files: list[dict[str, Any]],
         classifications: list[dict[str, Any]] | None = None,
+        media_labels: list[dict[str, Any]] | None = None,
     ) -> dict[str, int]:
         counts = load_batch(
             self.lake, batch_id, media=media, detections=detections, quarantine=quarantine,
             media_files=files, classifications=classifications or [],
+            media_labels=media_labels or [],
         )  # fmt: skip
         counts["files"] = counts.pop("media_files", 0)
         return counts

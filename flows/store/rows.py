@@ -27,6 +27,7 @@ __all__ = [
     "DetectionFlagRow",
     "DetectionRow",
     "MediaFileRow",
+    "MediaLabelRow",
     "MediaRow",
     "QuarantineRow",
     "classification_row",
@@ -37,6 +38,7 @@ __all__ = [
     "imported_failure_row",
     "local_wall_time",
     "media_file_row",
+    "media_label_row",
     "now",
     "quarantine_row",
 ]
@@ -319,6 +321,39 @@ def classification_row(
         detection_id=detection_id, media_id=media_id, model_name=model_name,
         model_version=model_version, label=label, probability=probability, rank=rank,
         geofence_status=geofence_status, run_id=run_id, classified_at=classified_at,
+    )  # fmt: skip
+
+
+# ------------------------------------------------------------------------------- raw.media_labels
+
+
+@dataclass(frozen=True)
+class MediaLabelRow(_Row):
+    media_label_id: str
+    media_id: str
+    category: str
+    label: str | None
+    source: str
+    source_detail: str | None
+    run_id: str
+    imported_at: datetime
+
+
+def media_label_row(
+    *,
+    media_id: str,
+    category: str,
+    label: str | None,
+    source: str,
+    source_detail: str | None,
+    run_id: str,
+    imported_at: datetime,
+) -> MediaLabelRow:
+    """A human label that came with a photo (its folder, its XMP keywords) or from a CSV."""
+    return MediaLabelRow(
+        media_label_id=ids.media_label_id(media_id, source, label), media_id=media_id,
+        category=category, label=label, source=source, source_detail=source_detail,
+        run_id=run_id, imported_at=imported_at,
     )  # fmt: skip
 
 

@@ -260,6 +260,7 @@ def load_batch(
     quarantine: list[dict[str, Any]],
     files: list[dict[str, Any]],
     classifications: list[dict[str, Any]] | None = None,
+    media_labels: list[dict[str, Any]] | None = None,
 ) -> dict[str, int]:
     """Write one batch atomically: all of it or none. Re-loading the same rows adds nothing."""
     counts: dict[str, int] = {}
@@ -269,6 +270,7 @@ def load_batch(
             ("media", media, "insert or ignore"),
             ("detections", detections, "insert or ignore"),
             ("classifications", classifications or [], "insert or ignore"),
+            ("media_labels", media_labels or [], "insert or ignore"),
             ("quarantine", quarantine, "insert or ignore"),
             ("media_files", files, "insert or replace"),
         ):
@@ -392,11 +394,12 @@ class WarehouseStore:
         quarantine: list[dict[str, Any]],
         files: list[dict[str, Any]],
         classifications: list[dict[str, Any]] | None = None,
+        media_labels: list[dict[str, Any]] | None = None,
     ) -> dict[str, int]:
         with attached(self.warehouse) as con:
             return load_batch(
                 con, media=media, detections=detections, quarantine=quarantine, files=files,
-                classifications=classifications,
+                classifications=classifications, media_labels=media_labels,
             )  # fmt: skip
 
     def start_run(

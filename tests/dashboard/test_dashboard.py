@@ -198,9 +198,13 @@ def test_dashboard_marts_match_raw_and_say_when_they_are_behind(warehouse):
     assert query(warehouse, f"{labelled} except {candidates}") == []
     for mart, source in (
         ("fct_pipeline_runs", "raw.runs"), ("fct_quarantine", "raw.quarantine"),
-        ("fct_label_reviews", "review.labels"), ("fct_alerts", "alerts.outbox"),
+        ("fct_alerts", "alerts.outbox"),
     ):  # fmt: skip
         assert one(f"select count(*) from marts.{mart}") == one(f"select count(*) from {source}")
+    reviews = "select count(*) from marts.fct_label_reviews where label_origin = "
+    assert one(reviews + "'dashboard'") == one("select count(*) from review.labels")
+    # the sample's camtrapR species tags: one imported label per tagged photo, none disagree
+    assert one(reviews + "'xmp'") == one("select count(*) from raw.media_labels") == 41
     urls = "select count(*) from (select concat_ws('|', columns(*)) as t from marts.fct_alerts) "
     assert one(urls + "where contains(t, '://')") == 0
     assert one("select is_stale from marts.marts_freshness") is False

@@ -1,6 +1,7 @@
 """Event counts in the marts equal an independent Python computation over the raw rows of a
-real ingest of the sample images (no dbt code reused: thresholds, per-image people and the
-30-minute fixed-window rule are re-implemented here from their definitions)."""
+real ingest of the sample images (no dbt code reused: thresholds, per-image people, the
+whole-image human labels and the 30-minute fixed-window rule are re-implemented here from
+their definitions)."""
 
 from __future__ import annotations
 
@@ -56,6 +57,16 @@ def python_events(warehouse: Any) -> dict[tuple[str, str, str], list[tuple[datet
     for (media_id, _), n in cue.items():  # people: the larger of the two sources, per image
         key = (media_id, "person", "person")
         per_image[key] = max(per_image.get(key, 0), n)
+    # a human label of the whole image (here: the camtrapR species tags, XMP keywords, that
+    # came in with the run) replaces the model's boxes of its category; individuals = the
+    # counted boxes of that category, else 1
+    human = set(query(warehouse, "select media_id, category, label from raw.media_labels"))
+    assert len({m for m, _, _ in human}) == len(human)  # one label a photo: nothing to resolve
+    for media_id, category, label in human:
+        boxes_n = sum(n for (m, _, c, _), n in per_frame.items() if m == media_id and c == category)
+        for key in [k for k in per_image if k[0] == media_id and k[1] == category]:
+            del per_image[key]
+        per_image[(media_id, category, label)] = boxes_n or 1
     series: dict[tuple[str, str, str], list[tuple[datetime, int]]] = defaultdict(list)
     for (media_id, category, label), n in per_image.items():
         site, captured_at = media[media_id]

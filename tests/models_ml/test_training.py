@@ -7,6 +7,7 @@ real MegadetectorLite + real embedder); every other test re-uses its embedding c
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -84,7 +85,8 @@ def test_head_beats_the_majority_baseline_on_held_out_images(trained: dict[str, 
     }
     # the one Malay Civet is below the minimum: reported and left out, never trained on
     assert result.excluded_classes == {"Malay Civet (Viverra tangalunga)": 1}
-    assert ev.n_validation >= 6 and ev.n_train >= 12
+    assert ev.n_validation >= 6 and ev.n_train >= 11 and ev.n_validation + ev.n_train == 18
+    assert result.split == "burst" and result.untested_classes == []
     assert sum(c.support for c in ev.per_class) == ev.n_validation
     assert all(c.support >= 1 for c in ev.per_class)
     assert np.asarray(ev.confusion).sum() == ev.n_validation
@@ -93,6 +95,15 @@ def test_head_beats_the_majority_baseline_on_held_out_images(trained: dict[str, 
     # held-out images were never trained on
     report = json.loads((result.out_dir / "report.json").read_text())
     assert not set(report["train_images"]) & set(report["validation_images"])
+
+    # nor a frame of a held-out burst: camtrapR names each photo Station__date__time(n)
+    def shot(path: str) -> tuple[str, datetime]:
+        _station, day, clock = Path(path).name.split("(")[0].split("__")
+        return str(Path(path).parent), datetime.strptime(f"{day} {clock}", "%Y-%m-%d %H-%M-%S")
+
+    for t_folder, t_at in map(shot, report["train_images"]):
+        for v_folder, v_at in map(shot, report["validation_images"]):
+            assert t_folder != v_folder or abs((t_at - v_at).total_seconds()) >= 1800
     assert (result.out_dir / "confusion.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert (
         "| label | precision | recall | F1 | support |"

@@ -45,7 +45,7 @@ counted_by_threshold as (
 ),
 
 reviews as (
-    select * from {{ ref('stg_review__labels') }}
+    select * from {{ ref('int_human_labels') }}
     where media_id in (select media_id from changed_media)
 ),
 

@@ -20,7 +20,7 @@ media as (
 ),
 
 reviews as (
-    select * from {{ ref('stg_review__labels') }}
+    select * from {{ ref('int_human_labels') }}
 ),
 
 image_labels as (

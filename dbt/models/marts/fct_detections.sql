@@ -17,7 +17,7 @@ boxes as (
 ),
 
 reviews as (
-    select * from {{ ref('stg_review__labels') }}
+    select * from {{ ref('int_human_labels') }}
 ),
 
 box_reviews as (

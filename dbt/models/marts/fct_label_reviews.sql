@@ -1,4 +1,5 @@
-{#- The review history, one row per label a person saved (review.labels, append-only), with
+{#- The review history, one row per label a person gave (review.labels, append-only, and the
+    labels imported with the photos: int_human_labels; label_origin says which), with
     where the image was taken and whether the row is the one in force (the latest for its box,
     or for its image when it labels the whole image). A view, so a review shows the moment the
     dashboard saves it. -#}
@@ -7,7 +8,7 @@
 with
 
 reviews as (
-    select * from {{ ref('stg_review__labels') }}
+    select * from {{ ref('int_human_labels') }}
 ),
 
 media as (
@@ -39,6 +40,7 @@ final as (
         cast(ranked.individuals as integer) as individuals,
         cast(ranked.reviewer as varchar) as reviewer,
         cast(ranked.note as varchar) as note,
+        cast(ranked.label_origin as varchar) as label_origin,
 
         ----------  booleans
         cast(ranked.is_false_positive as boolean) as is_false_positive,

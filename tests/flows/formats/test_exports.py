@@ -387,8 +387,13 @@ def test_camtrapdp_package_is_valid(sample_run: dict[str, Any], tmp_path: Path) 
     assert len(events) == query(warehouse, "select count(*) from marts.fct_events")[0][0]
     assert all(o["mediaID"] == "" and o["eventID"] for o in events)
     assert {o["observationType"] for o in observations} >= {"animal", "human", "blank"}
-    machine = [o for o in observations if o["observationType"] == "animal"]
-    assert all(o["classificationMethod"] == "machine" for o in machine)
+    animals = [o for o in observations if o["observationType"] == "animal"]
+    # the camtrapR species tags came in as human labels: classified by a person, per photo
+    tagged = [o for o in animals if o["classificationMethod"] == "human"]
+    assert tagged
+    assert all(o["classifiedBy"] == "import:xmp" for o in tagged)
+    machine = [o for o in animals if o["classificationMethod"] == "machine"]
+    assert len(machine) + len(tagged) == len(animals) and machine
     assert all(o["classifiedBy"] == DEFAULTS.animal_model for o in machine)
     media_level = [o for o in machine if o["observationLevel"] == "media"]
     assert all(0 < float(o["classificationProbability"]) <= 1 for o in media_level)

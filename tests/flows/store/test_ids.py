@@ -41,6 +41,12 @@ def test_classification_ids() -> None:
     )
 
 
+def test_media_label_ids() -> None:
+    assert ids.media_label_id(MID, "folder", "PBE") == "b6208703a091bafee3fa4e6d6f5e2eba"
+    assert ids.media_label_id(MID, "xmp", None) == "3fe99c0b9decbe268fbf606392972bb2"
+    assert ids.media_label_id(MID, "xmp", "PBE") != ids.media_label_id(MID, "folder", "PBE")
+
+
 def test_quarantine_ids() -> None:
     path = "S1/C1/IMG_0001.JPG"
     assert ids.quarantine_id("/data/cards", path, MID, "truncated") == (

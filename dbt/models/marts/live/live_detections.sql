@@ -27,7 +27,7 @@ counted_by_threshold as (
 ),
 
 reviews as (
-    select * from {{ ref('stg_review__labels') }}
+    select * from {{ ref('int_human_labels') }}
 ),
 
 classifications as (

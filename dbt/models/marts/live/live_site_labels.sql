@@ -16,7 +16,7 @@ boxes as (
 ),
 
 reviews as (
-    select * from {{ ref('stg_review__labels') }}
+    select * from {{ ref('int_human_labels') }}
 ),
 
 image_reviews as (

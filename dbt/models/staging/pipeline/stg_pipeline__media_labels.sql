@@ -1,0 +1,26 @@
+with
+
+source as (
+    select * from {{ source('pipeline', 'media_labels') }}
+),
+
+renamed as (
+    select
+        ----------  ids
+        media_label_id,
+        media_id,
+        run_id,
+
+        ----------  what the label says, and where it came from
+        lower(trim(category)) as category,
+        nullif(trim(label), '') as label,
+        source,
+        source_detail,
+
+        ----------  timestamps
+        imported_at
+
+    from source
+)
+
+select * from renamed

@@ -1,0 +1,135 @@
+"""One classification rule for training and inference: a head trained on camtrapR's 100x75
+thumbnails (most without a box the detector is sure of) classifies every photo of the next
+run, and its report gives the unseen photos' accuracy beside the split's."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from models_ml._types import BBox, Detection
+from models_ml.classifier import WHOLE_FRAME, Target, classification_targets
+from models_ml.training import LabelledImage, group_split, split_groups
+from tests.conftest import query
+
+DIR = "jniedballa__camtrapR/inst/pictures/sample_images_species_dir"
+MD = "mdlite@1"
+
+
+def _det(category: str, conf: float, model: str = MD) -> Detection:
+    return Detection(category, category, conf, BBox(0.1, 0.1, 0.2, 0.2), model)
+
+
+def test_the_rule_crops_sure_boxes_else_the_whole_frame() -> None:
+    sure, unsure = _det("animal", 0.6), _det("animal", 0.08)
+    assert classification_targets([unsure, sure], 0.2, MD) == [Target(sure.bbox, 1)]
+    # nothing sure: the whole frame, for the best animal box (which stays uncounted)
+    assert classification_targets([unsure], 0.2, MD) == [Target(WHOLE_FRAME, 0)]
+    assert classification_targets([], 0.2, MD) == [Target(WHOLE_FRAME, None)]
+    # another model's animal box is not the species stage's
+    assert classification_targets([_det("animal", 0.9, "other@1")], 0.2, MD) == [
+        Target(WHOLE_FRAME, None)
+    ]
+    # a person or a vehicle the detector is sure of: no species
+    assert classification_targets([_det("person", 0.7), unsure], 0.2, MD) == []
+
+
+def test_bursts_stay_on_one_side_of_the_split() -> None:
+    t0 = datetime(2024, 5, 1, 3, 0)
+    items, times = [], []
+    visits = [("c1", "fox", 0), ("c1", "fox", 120), ("c2", "fox", 0)]
+    visits += [("c1", "deer", 300), ("c3", "deer", 0), ("c3", "deer", 90)]
+    for cam, label, start in visits:
+        for k in range(3):  # a burst of three frames a second apart
+            items.append(LabelledImage(Path(f"/cards/{cam}/{label}{start}_{k}.jpg"), label))
+            times.append(t0 + timedelta(minutes=start, seconds=k))
+    items.append(LabelledImage(Path("/cards/c9/notime.jpg"), "fox"))
+    times.append(None)
+    groups = split_groups(items, times, "burst", gap_s=1800)
+    assert len(set(groups)) == 7  # c1 fox@0, c1 fox@120, c2, c1 deer, c3 x2, the untimed one
+    labels = [i.label for i in items]
+    train, val, single = group_split(labels, groups, 0.25, seed=0)
+    assert single == []
+    assert {labels[i] for i in val} == {"fox", "deer"} == {labels[i] for i in train}
+    for g in set(groups):
+        sides = {i in val for i, gi in enumerate(groups) if gi == g}
+        assert len(sides) == 1, g  # a burst is never split
+    by_site = split_groups(items, times, "site", 0)
+    assert by_site[0] == "site:c1"
+
+
+@pytest.mark.slow
+def test_a_head_from_thumbnails_classifies_every_photo_of_the_next_run(
+    prefect_harness, trapflow_env, camtrap_dir, tmp_path, monkeypatch
+):
+    from flows.cli import app
+    from flows.ingest import ingest
+
+    model_dir = tmp_path / "models"
+    shutil.copytree(trapflow_env["TRAPFLOW_MODEL_DIR"], model_dir)
+    monkeypatch.setenv("TRAPFLOW_MODEL_DIR", str(model_dir))
+    monkeypatch.chdir(tmp_path)
+    root = camtrap_dir / DIR
+
+    def write(name: str, stations: tuple[str, ...], keep: set[str]) -> Path:
+        out = tmp_path / name
+        with out.open("w", newline="", encoding="utf-8") as fh:
+            w = csv.writer(fh)
+            w.writerow(["file", "label"])
+            for station in stations:
+                for photo in sorted((root / station).rglob("*.JPG")):
+                    if photo.parent.name in keep:
+                        w.writerow([photo, photo.parent.name])
+        return out
+
+    train = write("train.csv", ("StationA", "StationC"), {"PBE", "EGY", "TRA"})
+    unseen = write("unseen.csv", ("StationB",), {"PBE"})
+    res = CliRunner().invoke(
+        app,
+        ["train", "--csv", str(train), "--test-csv", str(unseen), "--min-per-class", "3"],
+        env={"COLUMNS": "200"},
+    )
+    assert res.exit_code == 0, res.output
+    assert "(split by burst)" in res.output and "unseen photos: accuracy" in res.output
+    report = json.loads((model_dir / "trained/species_head/v1/report.json").read_text())
+    assert report["split"] == "burst"
+    assert report["unseen_evaluation"]["n_validation"] == 8  # StationB's 8 leopard cats
+    assert 0.0 <= report["unseen_evaluation"]["accuracy"] <= 1.0
+
+    # the next run: StationB's thumbnails (night IR, 100x75), none seen in training
+    src = tmp_path / "cards"
+    shutil.copytree(root / "StationB", src / "StationB")
+    wh = tmp_path / "w.duckdb"
+    ingest(source=str(src), warehouse=str(wh))
+    media = query(wh, "select count(*) from raw.media")[0][0]
+    classified = query(
+        wh,
+        "select count(distinct media_id) from raw.classifications where model_name = "
+        "'species_head' and rank = 1",
+    )[0][0]
+    assert media == 12 and classified == media  # every photo, not only those with a sure box
+    whole = query(
+        wh,
+        "select count(*) from raw.detections where model_name = 'species_head' "
+        "and bbox_w = 1 and bbox_h = 1",
+    )[0][0]
+    sure = query(
+        wh,
+        "select count(distinct media_id) from raw.detections where category = 'animal' "
+        "and model_name = 'mdlite_yolox_tiny' and confidence >= 0.2",
+    )[0][0]
+    assert sure < media  # the old rule would have left these photos without a species
+    assert whole <= media - sure  # own boxes only where the detector found no animal at all
+    # no counting rule counts the classifier's own box
+    own = query(
+        wh,
+        "select count(*), count(*) filter (where is_counted) from marts.fct_detections "
+        "where model_name = 'species_head'",
+    )
+    assert own == [(whole, 0)]
