@@ -36,9 +36,15 @@ $(VENV)/.installed: pyproject.toml uv.lock
 	  --python $(PYTHON)
 	@touch $@
 
+# The labelling loop: the run brings in the labels people gave (camtrapR's XMP species tags in
+# the sample; {species} folders with LAYOUT), a species head is trained from them and labels
+# the photos already stored (docs/training.md).
 demo: install
-	$(BIN)/trapflow models pull mdlite_yolox_tiny yolox_nano_coco mobilenetv2_12_int8_imagenet ppocrv4_ocr
+	$(BIN)/trapflow models pull mdlite_yolox_tiny yolox_nano_coco mobilenetv2_12_int8_imagenet \
+	  ppocrv4_ocr mobilenetv2_imagenet_features
 	$(BIN)/trapflow run --source "$(SOURCE)" --once $(if $(LAYOUT),--layout '$(LAYOUT)',)
+	$(BIN)/trapflow train --warehouse "$(TRAPFLOW_HOME)/warehouse.duckdb" --relabel --if-labelled
+	$(BIN)/trapflow summary
 
 run: demo
 

@@ -24,6 +24,7 @@ when training, so reading the trained registry stays cheap.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -86,6 +87,7 @@ __all__ = [
     "OPSET",
     "TRAINED_REGISTRY",
     "WHOLE_FRAME",
+    "AlreadyTrained",
     "ClassReport",
     "CropEmbedder",
     "CropEmbedding",
@@ -254,6 +256,30 @@ def next_version(out_root: Path, name: str, model_dir: Path) -> str:
     return str(max(seen) + 1)
 
 
+class AlreadyTrained(Exception):
+    """The registered head was trained on exactly these photos, labels and settings."""
+
+    def __init__(self, model_id: str) -> None:
+        super().__init__(model_id)
+        self.model_id = model_id
+
+
+def _fingerprint(shas: Sequence[str], labels: Sequence[str], cfg: TrainingConfig, key: str) -> str:
+    pairs = sorted(zip(shas, labels, strict=True))
+    blob = json.dumps([pairs, asdict(cfg), key], sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def _current_fingerprint(out_root: Path, name: str, model_dir: Path) -> tuple[str, str] | None:
+    """(model id, fingerprint) of the registered version of ``name``, if it has one."""
+    version = str(trained_models(model_dir).get(name, {}).get("version", ""))
+    report = Path(out_root) / name / f"v{version}" / "report.json"
+    try:
+        return f"{name}@{version}", str(json.loads(report.read_text())["fingerprint"])
+    except (OSError, ValueError, KeyError):
+        return None
+
+
 # --------------------------------------------------------------------------- the whole thing
 
 
@@ -313,6 +339,10 @@ def train_head(
     keep, excluded, subsampled = balance(labels_all, cfg.min_per_class, cfg.max_per_class, cfg.seed)
     y = [labels_all[i] for i in keep]
     x = emb.x[keep]
+    fingerprint = _fingerprint([emb.shas[i] for i in keep], y, cfg, embedder.cache_key)
+    current = _current_fingerprint(out_root, name, model_dir) if register else None
+    if current is not None and current[1] == fingerprint and not test_items:
+        raise AlreadyTrained(current[0])
     groups = split_groups(
         [emb.items[i] for i in keep], [emb.times[i] for i in keep], cfg.split, cfg.burst_gap_s
     )
@@ -371,6 +401,7 @@ def train_head(
         "embedder": embedder.embedder_spec.model_id,
         "detector": embedder.detector.model_id,
         "config": asdict(cfg),
+        "fingerprint": fingerprint,
         "evaluation": asdict(evaluation),
         "split": cfg.split,
         "untested_classes": untested,

@@ -114,12 +114,15 @@ def conflicts(warehouse: WarehouseOpt = None) -> None:
 def relabel_cmd(warehouse: WarehouseOpt = None) -> None:
     """Classify the photos already stored with the species head (the one trained last, or
     species_model), from their stored boxes: no re-detection. Then rebuild the marts."""
+    relabel_and_build(load_settings(warehouse=warehouse))
+
+
+def relabel_and_build(settings: Settings) -> None:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
     from flows.pipeline.relabel import relabel
     from flows.store import open_store
 
-    settings = load_settings(warehouse=warehouse)
     store = open_store(settings)
     if not store.exists():
         raise fail(f"no warehouse at {settings.warehouse_path}: run 'trapflow run' first")

@@ -118,16 +118,28 @@ def train(
             help="Label only photos of the sites the labelled photos came from (when known).",
         ),
     ] = True,
+    relabel: Annotated[
+        bool,
+        typer.Option(
+            "--relabel", help="Then classify the --warehouse's stored photos (no re-detection)."
+        ),
+    ] = False,
+    if_labelled: Annotated[
+        bool,
+        typer.Option(
+            "--if-labelled", help="When the labels cannot give a head yet, say why and exit 0."
+        ),
+    ] = False,
 ) -> None:
     """Train a species head on your labelled images, evaluate it, and register it.
 
     See docs/training.md. The new head becomes the species model of the next run unless
-    species_model is set.
+    species_model is set; --relabel also labels the photos the --warehouse already holds.
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
     from flows.pipeline.training import gather_images, run_training
-    from models_ml.training import TrainingConfig, TrainingDataError
+    from models_ml.training import AlreadyTrained, TrainingConfig, TrainingDataError
 
     settings = load_settings()
     cfg = TrainingConfig(
@@ -155,7 +167,17 @@ def train(
             result = run_training(
                 settings, items, out=out, name=name, config=cfg, progress=tick, test_items=tests
             )
+    except AlreadyTrained as done:
+        console.print(
+            f"{done.model_id} was trained on exactly these labelled photos and settings: "
+            "nothing new to train on"
+        )
+        _relabel(relabel, warehouse)
+        return
     except TrainingDataError as exc:
+        if if_labelled:
+            console.print(f"no species head trained yet: {exc}")
+            return
         raise fail(str(exc)) from None
     except user_errors() as exc:
         raise fail_from(exc) from None
@@ -196,3 +218,14 @@ def train(
             "[yellow]warning:[/] the head does not beat the majority baseline; add images "
             "before relying on it (species_model = '' switches the species stage off)"
         )
+    _relabel(relabel, warehouse)
+
+
+def _relabel(relabel: bool, warehouse: Path | None) -> None:
+    if not relabel:
+        return
+    if warehouse is None:
+        raise fail("--relabel needs --warehouse: the warehouse whose photos to re-label")
+    from flows.cli.labels import relabel_and_build
+
+    relabel_and_build(load_settings(warehouse=warehouse))  # the head just registered

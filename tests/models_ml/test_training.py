@@ -153,7 +153,14 @@ def test_retraining_adds_a_version_from_the_cache_and_the_classifier_uses_it(
     camtrap_dir: Path,
 ) -> None:
     first: T.TrainResult = trained["result"]
-    second = T.train_head(items, model_dir=model_dir, out_root=trained["out"], embedder=embedder)
+    # the same photos, labels and settings: the registered head is that head; nothing added
+    with pytest.raises(T.AlreadyTrained, match="species_head@1"):
+        T.train_head(items, model_dir=model_dir, out_root=trained["out"], embedder=embedder)
+    assert not (trained["out"] / "species_head" / "v2").exists()
+    second = T.train_head(
+        items, model_dir=model_dir, out_root=trained["out"], embedder=embedder,
+        config=T.TrainingConfig(seed=1),
+    )  # fmt: skip
     assert second.model_id == "species_head@2"
     assert second.cache_hits == len(items)
     assert first.head_path.is_file()  # version 1 stays where it was
