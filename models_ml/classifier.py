@@ -43,7 +43,9 @@ WHOLE_FRAME = BBox(0.0, 0.0, 1.0, 1.0)
 # What the species stage classifies and what training embeds, so that a head classifies the
 # photos it was trained on: every animal box of the animal detector at or above
 # ``min_confidence`` (classification_min_confidence), its crop with CROP_CONTEXT; a photo with
-# no such box and no person or vehicle box at or above it is classified on its whole frame.
+# no such box is classified on its whole frame (training embeds the same). Whether anything in
+# the photo counts stays the marts' rule: a whole-frame label on a box below the detection
+# threshold, or on the classifier's own whole-image box, is stored but counts nowhere.
 
 
 def box_is_classified(confidence: float, min_confidence: float) -> bool:
@@ -75,8 +77,6 @@ def classification_targets(
     ]
     if boxes:
         return boxes
-    if any(d.category != "animal" and d.confidence >= min_confidence for d in dets):
-        return []  # a person or a vehicle: no species
     best = max(animal, key=lambda item: item[1].confidence, default=None)
     return [Target(WHOLE_FRAME, best[0] if best is not None else None)]
 

@@ -36,8 +36,10 @@ def test_the_rule_crops_sure_boxes_else_the_whole_frame() -> None:
     assert classification_targets([_det("animal", 0.9, "other@1")], 0.2, MD) == [
         Target(WHOLE_FRAME, None)
     ]
-    # a person or a vehicle the detector is sure of: no species
-    assert classification_targets([_det("person", 0.7), unsure], 0.2, MD) == []
+    # a person box does not change the rule (whether anything counts is the marts')
+    assert classification_targets([_det("person", 0.7), unsure], 0.2, MD) == [
+        Target(WHOLE_FRAME, 1)
+    ]
 
 
 def test_bursts_stay_on_one_side_of_the_split() -> None:
@@ -133,3 +135,70 @@ def test_a_head_from_thumbnails_classifies_every_photo_of_the_next_run(
         "where model_name = 'species_head'",
     )
     assert own == [(whole, 0)]
+
+
+@pytest.mark.slow
+def test_train_from_the_warehouse_s_labels_relabels_the_stored_photos_at_its_sites(
+    prefect_harness, trapflow_env, camtrap_dir, tmp_path, monkeypatch
+):
+    """The loop make demo runs: a run brings in camtrapR's species tags (XMP) as human
+    labels, `train --warehouse --relabel` fits a head on them and labels the photos the
+    warehouse already holds, at the sites it was trained on only; again, it adds nothing."""
+    from flows.cli import app
+    from flows.ingest import ingest
+
+    model_dir = tmp_path / "models"
+    shutil.copytree(trapflow_env["TRAPFLOW_MODEL_DIR"], model_dir)
+    monkeypatch.setenv("TRAPFLOW_MODEL_DIR", str(model_dir))
+    monkeypatch.chdir(tmp_path)
+    pictures = camtrap_dir / "jniedballa__camtrapR/inst/pictures"
+    src = tmp_path / "cards"
+    for station in ("StationA", "StationC"):
+        shutil.copytree(pictures / "sample_images_species_tag" / station, src / station)
+    for photo in (pictures / "sample_images_species_dir" / "StationA").rglob("*.JPG"):
+        shutil.copy2(photo, src / "StationA" / f"untagged_{photo.name}")  # no labels
+    far = src / "idaho" / "cougar.jpg"
+    far.parent.mkdir()
+    shutil.copy2(camtrap_dir / "agentmorris__MegaDetector/images/idaho-camera-traps.jpg", far)
+    wh = tmp_path / "w.duckdb"
+    ingest(source=str(src), warehouse=str(wh))
+
+    cmd = ["train", "--warehouse", str(wh), "--relabel", "--min-per-class", "3"]
+    res = CliRunner().invoke(app, cmd, env={"COLUMNS": "200"})
+    assert res.exit_code == 0, res.output
+    assert "photos re-labelled" in res.output and "marts rebuilt" in res.output
+    fence = (model_dir / "trained/species_head/v1/sites.toml").read_text()
+    assert '"StationA" = [' in fence and '"StationC" = [' in fence and "idaho" not in fence
+    stored = query(wh, "select count(*) from raw.media")[0][0]
+    classified = query(
+        wh, "select count(distinct media_id) from raw.classifications where rank = 1"
+    )[0][0]
+    assert classified == stored  # every stored photo, by the rule
+    far_rows = query(
+        wh,
+        "select c.label, c.geofence_status from raw.classifications c join raw.media m "
+        "using (media_id) where m.site_id = 'idaho' and c.rank = 1",
+    )
+    assert far_rows and all(r == ("animal", "rolled_up") for r in far_rows)
+    head_labels = set(
+        (model_dir / "trained/species_head/v1/labels.txt").read_text().split("\n")
+    ) - {""}
+    untagged = query(
+        wh,
+        "select c.label, c.geofence_status from raw.classifications c join raw.media m "
+        "using (media_id) where m.file_name like 'untagged_%' and c.rank = 1",
+    )
+    assert len(untagged) >= 5 and all(
+        lab in head_labels and st == "allowed" for lab, st in untagged
+    )
+    n_tagged = sum(1 for p in src.rglob("*.JPG") if not p.name.startswith("untagged_"))
+    origins = dict(
+        query(wh, "select label_origin, count(*) from marts.fct_label_reviews group by 1")
+    )
+    assert origins == {"xmp": n_tagged}  # the tags, as human labels, untouched by the head
+
+    before = query(wh, "select count(*) from raw.classifications")
+    again = CliRunner().invoke(app, cmd, env={"COLUMNS": "200"})
+    assert again.exit_code == 0, again.output
+    assert "nothing new to train on" in again.output and "0 photos re-labelled" in again.output
+    assert query(wh, "select count(*) from raw.classifications") == before
