@@ -16,6 +16,7 @@ Two implementations behind one interface (:class:`SpeciesClassifier`):
 
 from __future__ import annotations
 
+import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,7 +34,9 @@ FloatArray = npt.NDArray[np.float32]
 
 #: Decoders of crop classifiers: ``softmax`` = the model returns logits; ``probabilities`` =
 #: it returns probabilities already; ``embedding_head`` = embedder + head (see module doc).
-CLASSIFIER_DECODERS = frozenset({"softmax", "probabilities", "embedding_head"})
+#: ``imagenet_groups`` = ImageNet-1k rolled up to coarse groups (GroupedCropClassifier).
+CLASSIFIER_DECODERS = frozenset({"softmax", "probabilities", "embedding_head", "imagenet_groups"})
+GROUPS_FILE = Path(__file__).with_name("imagenet_groups.toml")
 CROP_CONTEXT = 0.1  # fraction of the box added on each side, as the person cue does
 #: The crop of a photo without a box to classify (thumbnails, close-ups, dark night frames).
 WHOLE_FRAME = BBox(0.0, 0.0, 1.0, 1.0)
@@ -238,6 +241,44 @@ class OnnxCropClassifier(_CropClassifierBase):
         return softmax(out) if self.spec.output.decoder == "softmax" else out
 
 
+def group_matrix(path: Path = GROUPS_FILE, n_classes: int = 1000) -> tuple[tuple[str, ...], Any]:
+    """(group names + ``animal``, a 0/1 matrix ``[n_classes, groups + 1]``) from the groups
+    file; a class in no group goes to the last column, ``animal``."""
+    with path.open("rb") as fh:
+        groups = dict(tomllib.load(fh)["groups"])
+    names = (*groups, "animal")
+    matrix = np.zeros((n_classes, len(names)), np.float32)
+    matrix[:, -1] = 1.0
+    for j, ranges in enumerate(groups.values()):
+        for first, last in ranges:
+            matrix[first : last + 1, :] = 0.0
+            matrix[first : last + 1, j] = 1.0
+    return names, matrix
+
+
+class GroupedCropClassifier(_CropClassifierBase):
+    """An ImageNet-1k crop classifier whose probabilities are summed into coarse animal groups
+    (``imagenet_groups.toml``: cats, dogs and foxes, deer and antelopes, ...); what falls in no
+    group is ``animal``. Labels are the group names (docs/models.md gives its accuracy)."""
+
+    def __init__(self, spec: ModelSpec, session: Any, imagenet_labels: Sequence[str]) -> None:
+        self.spec = spec
+        self.session = session
+        self._in = _io_name(spec.input.name, session.get_inputs(), spec.name, "input")
+        self._out = _io_name(spec.output.name, session.get_outputs(), spec.name, "output")
+        _check_labels(spec.name, session, self._out, imagenet_labels)
+        self.labels, self._groups = group_matrix(n_classes=len(imagenet_labels))
+
+    def preprocess(self, img: Image.Image, boxes: Sequence[BBox]) -> FloatArray:
+        return crop_batch(img, boxes, self.spec.input)
+
+    def predict(self, batch: FloatArray) -> FloatArray:
+        """Group probabilities ``[N, groups + 1]`` (softmax over ImageNet, then summed)."""
+        probs = softmax(_run(self.session, self._out, self._in, batch))
+        out: FloatArray = (probs @ self._groups).astype(np.float32)
+        return out
+
+
 class EmbeddingHeadClassifier(_CropClassifierBase):
     """Embedder (L2-normalised 1280-d) + head ONNX (``embedding`` -> ``probabilities``)."""
 
@@ -305,7 +346,7 @@ def load_classifier(
     *,
     intra_op_threads: int | None = None,
     providers: Sequence[str] | None = None,
-) -> OnnxCropClassifier | EmbeddingHeadClassifier:
+) -> OnnxCropClassifier | EmbeddingHeadClassifier | GroupedCropClassifier:
     """The classifier for ``spec`` with its files verified beforehand (see ``registry``)."""
     if spec.kind != "classifier" or spec.output.decoder not in CLASSIFIER_DECODERS:
         raise ValueError(
@@ -318,6 +359,8 @@ def load_classifier(
         providers=providers,
         intra_op_threads=intra_op_threads,
     )
+    if spec.output.decoder == "imagenet_groups":
+        return GroupedCropClassifier(spec, session, labels)
     if spec.output.decoder != "embedding_head":
         return OnnxCropClassifier(spec, session, labels)
     if not spec.embedder or spec.embedder not in manifest:

@@ -254,3 +254,38 @@ def test_inference_layout(
 
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(cores)), raising=False)
     assert inference_layout(workers, threads) == expected
+
+
+def test_coarse_groups_species_stage_labels_boxes_with_its_own_model_name(
+    tmp_path: Path, models: Path, camtrap_dir: Path
+) -> None:
+    """The opt-in ImageNet roll-up (species_model = 'imagenet_coarse_groups'): every animal
+    box gets group labels whose probabilities add up to one, stored under its own name."""
+    from models_ml.classifier import group_matrix
+
+    src = tmp_path / "src" / "idaho"
+    src.mkdir(parents=True)
+    Image.open(camtrap_dir / COUGAR).save(src / "cougar.jpg", quality=92)
+    settings = load_settings(
+        warehouse=str(tmp_path / "w.duckdb"), model_dir=str(models), person_cue_model="",
+        species_model="imagenet_coarse_groups",
+    )  # fmt: skip
+    model_dir = ensure_pipeline_models(settings)
+    _run(settings, model_dir, tmp_path / "src", "r1")
+    rows = query(
+        settings.warehouse_path,
+        "select detection_id, model_name, label, probability from raw.classifications",
+    )
+    names, matrix = group_matrix()
+    assert rows and {r[1] for r in rows} == {"imagenet_coarse_groups"}
+    assert {r[2] for r in rows} <= set(names)
+    assert (matrix.sum(axis=1) == 1).all() and names[-1] == "animal"
+    labels = (models / "mobilenetv2_12_int8_imagenet/imagenet_labels.txt").read_text().split("\n")
+    col = {name: j for j, name in enumerate(names)}
+    known = {
+        "red fox": "dogs and foxes", "cougar": "cats", "weasel": "mustelids", "hog": "pigs",
+        "impala": "deer and antelopes", "mongoose": "animal", "tabby": "cats",
+        "bald eagle": "birds", "brown bear": "bears", "beaver": "rodents and hares",
+    }  # fmt: skip
+    for imagenet, group in known.items():
+        assert matrix[labels.index(imagenet), col[group]] == 1, imagenet
