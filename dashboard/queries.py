@@ -193,6 +193,19 @@ def population_variance(
 
 
 @st.cache_data(ttl=TTL_S, show_spinner=False)
+def behaviour_time(warehouse: str, site: str) -> pd.DataFrame:
+    """Seconds of clip per behaviour label (marts.fct_behaviour_time), at one site or all
+    (empty before any behaviour head labelled a clip)."""
+    return _read(
+        warehouse,
+        "select label, model_name, sum(seconds) as seconds, sum(clips) as clips "
+        "from marts.fct_behaviour_time where ? = ? or site_id = ? "
+        "group by all order by seconds desc",
+        [site, ALL_SITES, site],
+    )
+
+
+@st.cache_data(ttl=TTL_S, show_spinner=False)
 def population_trend(warehouse: str, labels_: tuple[str, ...], site: str) -> pd.DataFrame:
     if not labels_:
         return pd.DataFrame()

@@ -223,7 +223,13 @@ class Settings(BaseSettings):
     species_model: str | None = Field(
         default=None,
         description="Species classifier on animal crops (a head over the embedder, or a user "
-        "ONNX classifier registered under [models]); none: labels stay the detector's.",
+        "ONNX classifier registered under [models]); none: the latest trained head, else "
+        "labels stay the detector's; '': off.",
+    )
+    behaviour_model: str | None = Field(
+        default=None,
+        description="Behaviour head on the sampled frames of clips (trapflow train --clips); "
+        "none: the latest trained one; '': off. Never replaces the species.",
     )
     classification_top_k: int = Field(default=3, ge=1, description="Labels kept per crop.")
     classification_min_confidence: float = Field(
@@ -418,6 +424,10 @@ class Settings(BaseSettings):
             from models_ml.training import latest_trained
 
             self.species_model = latest_trained(self.model_path)
+        if self.behaviour_model is None:
+            from models_ml.training import latest_trained
+
+            self.behaviour_model = latest_trained(self.model_path, "behaviour")
         return self
 
     @property
@@ -425,7 +435,7 @@ class Settings(BaseSettings):
         """Every model a run uses."""
         names = [
             self.animal_model, self.general_model, self.person_cue_model, self.species_model,
-            self.ocr_model,
+            self.ocr_model, self.behaviour_model,
         ]  # fmt: skip
         return [n for n in names if n]
 

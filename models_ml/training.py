@@ -151,18 +151,24 @@ def trained_registry_path(model_dir: Path) -> Path:
 
 
 def read_trained_registry(model_dir: Path) -> dict[str, Any]:
-    """``{"latest": name | None, "models": {name: table}}`` (empty when nothing was trained)."""
+    """``{"latest": species head | None, "latest_behaviour": behaviour head | None,
+    "models": {name: table}}`` (empty when nothing was trained)."""
     path = trained_registry_path(model_dir)
+    empty: dict[str, Any] = {"latest": None, "latest_behaviour": None, "models": {}}
     if not path.is_file():
-        return {"latest": None, "models": {}}
+        return empty
     try:
         with path.open("rb") as fh:
             data = tomllib.load(fh)
     except (OSError, tomllib.TOMLDecodeError):
-        return {"latest": None, "models": {}}
+        return empty
     models = {k: dict(v) for k, v in dict(data.get("models", {})).items() if isinstance(v, dict)}
-    latest = data.get("latest")
-    return {"latest": latest if latest in models else None, "models": models}
+    latest, behaviour = data.get("latest"), data.get("latest_behaviour")
+    return {
+        "latest": latest if latest in models else None,
+        "latest_behaviour": behaviour if behaviour in models else None,
+        "models": models,
+    }
 
 
 def trained_models(model_dir: Path) -> dict[str, dict[str, Any]]:
@@ -171,9 +177,10 @@ def trained_models(model_dir: Path) -> dict[str, dict[str, Any]]:
     return models
 
 
-def latest_trained(model_dir: Path) -> str | None:
-    """The name of the most recently trained head, if any."""
-    latest = read_trained_registry(model_dir)["latest"]
+def latest_trained(model_dir: Path, task: str = "species") -> str | None:
+    """The name of the most recently trained species (or ``behaviour``) head, if any."""
+    key = "latest_behaviour" if task == "behaviour" else "latest"
+    latest = read_trained_registry(model_dir)[key]
     return str(latest) if latest else None
 
 
@@ -193,8 +200,10 @@ def register_head(
     labels_path: Path,
     description: str = "",
     geofence_path: Path | None = None,
+    task: str = "species",
 ) -> Path:
-    """Add (or replace) ``[models.<name>]`` in the trained registry and make it the latest."""
+    """Add (or replace) ``[models.<name>]`` in the trained registry and make it the latest of
+    its task (``species``: the default species model; ``behaviour``: of clips' frames)."""
     data = read_trained_registry(model_dir)
     models: dict[str, dict[str, Any]] = data["models"]
     models[name] = {
@@ -205,15 +214,17 @@ def register_head(
         "version": version,
         "embedder": EMBEDDER,
         "licence": "user-trained",
-        "description": description or f"species head trained by trapflow train ({version})",
+        "description": description or f"{task} head trained by trapflow train ({version})",
+        "task": task,
     }
     if geofence_path is not None:
         models[name]["geofence_file"] = str(geofence_path.absolute())
-    out = [
-        "# Species heads trained by `trapflow train` (merged into the model registry).",
-        f"latest = {_toml_value(name)}",
-        "",
-    ]
+    latest = name if task == "species" else data["latest"]
+    behaviour = name if task == "behaviour" else data["latest_behaviour"]
+    out = ["# Heads trained by `trapflow train` (merged into the model registry)."]
+    out += [f"latest = {_toml_value(latest)}"] if latest else []
+    out += [f"latest_behaviour = {_toml_value(behaviour)}"] if behaviour else []
+    out.append("")
     for model, table in sorted(models.items()):
         out.append(f"[models.{json.dumps(model)}]")
         out += [f"{k} = {_toml_value(v)}" for k, v in table.items()]

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
+from PIL import Image
 
 from ._imageops import ImageRejected, decode_rgb, open_image
 from .classifier import WHOLE_FRAME, box_is_classified, crop_batch
@@ -177,6 +178,10 @@ class CropEmbedder:
         img = decode_rgb(
             open_image(data, max_pixels=MAX_IMAGE_PIXELS), draft_size=self.detector.input_size
         )
+        return self.embed_image(img)
+
+    def embed_image(self, img: Image.Image) -> CropEmbedding:
+        """:meth:`embed_bytes` for a decoded RGB image (a photo, or a frame of a clip)."""
         dets = [d for d in self.detector.detect(img, DETECTION_FLOOR) if d.category == "animal"]
         boxes = [WHOLE_FRAME]
         conf = 0.0

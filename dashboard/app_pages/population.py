@@ -49,3 +49,13 @@ if trend.empty:
     st.info("No trend yet: it needs RAI over several periods with enough effort.")
 else:
     st.dataframe(trend, hide_index=True, width="stretch")
+
+behaviour = queries.load(queries.behaviour_time, wh, str(site))
+if not behaviour.empty:
+    st.subheader("Time per behaviour (clips)")
+    st.caption(
+        "Seconds of clip each behaviour head's label covers (marts.fct_behaviour_time), from "
+        "its per-frame labels; a behaviour never replaces the species."
+    )
+    st.bar_chart(behaviour, x="label", y="seconds", color="model_name", horizontal=True)
+    st.dataframe(behaviour, hide_index=True, width="stretch")

@@ -135,6 +135,28 @@ def export_csv(
     console.print(f"{out}: {len(paths)} CSV files ({', '.join(p.name for p in paths)})")
 
 
+@export_app.command("timeline")
+def export_timeline(
+    out: Annotated[Path, typer.Option("--out", "-o", help="JSON file to write.")],
+    warehouse: WarehouseOpt = None,
+) -> None:
+    """Each clip's behaviour timeline (segments and per-frame labels) as JSON."""
+    from flows.formats.timeline import export_timeline as _export
+
+    settings = load_settings(warehouse=warehouse)
+    try:
+        n = _export(settings.warehouse_path, out)
+    except _exports_error() as exc:
+        raise fail(str(exc)) from None
+    console.print(f"{out}: {n} clip timelines")
+
+
+def _exports_error() -> type[Exception]:
+    from flows.formats.common import ExportError
+
+    return ExportError
+
+
 @export_app.command("images")
 def export_images(
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the copies.")],

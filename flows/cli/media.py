@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
@@ -16,7 +17,7 @@ from flows.cli._app import (
     fail_from,
     user_errors,
 )
-from flows.settings import load_settings
+from flows.settings import Settings, load_settings
 
 
 @app.command()
@@ -33,7 +34,9 @@ def annotate(
     ] = True,
 ) -> None:
     """Write an annotated copy of a clip: boxes and labels on every sampled frame (H.264 MP4),
-    people blurred unless --no-blur."""
+    people blurred unless --no-blur; with a behaviour head (behaviour_model), each frame's
+    behaviour in a banner."""
+    from flows.pipeline import inference as _inference
     from flows.pipeline import process as _process
     from flows.pipeline import video as _video
     from models_ml.video import VideoError, encoder
@@ -45,10 +48,17 @@ def annotate(
     try:
         model_dir = _process.ensure_pipeline_models(settings)
         ctx = _process.batch_context(settings, model_dir, str(clip.parent), "annotate")
+        behaviours: list[str] = []
+
+        def verdict(frame: Any, dets: list[Any]) -> str:
+            row = _inference.frame_behaviour(ctx, frame, dets, "")
+            behaviours.append(str(row["label"]))
+            return f"{row['model_name']}: {row['label']} {row['probability']:.2f}"
+
         result, written = _video.annotate_clip(
             str(clip), target, ctx.ensemble, dict(settings.detection_thresholds),
             settings.inference_floor, rate=settings.video_sample_rate if rate is None else rate,
-            blur_people=blur,
+            blur_people=blur, label_frame=verdict if ctx.behaviour is not None else None,
         )  # fmt: skip
     except VideoError as exc:
         raise fail(f"{clip}: {exc}") from exc
@@ -63,6 +73,9 @@ def annotate(
     console.print(
         f"wrote {target} ({written} annotated frames, {encoder()}); {seen or 'nothing detected'}"
     )
+    if behaviours:
+        counts = ", ".join(f"{k} {v}" for k, v in sorted(Counter(behaviours).items()))
+        console.print(f"behaviour per frame: {counts}")
 
 
 @app.command()
@@ -124,6 +137,14 @@ def train(
             "--relabel", help="Then classify the --warehouse's stored photos (no re-detection)."
         ),
     ] = False,
+    clips: Annotated[
+        Path | None,
+        typer.Option("--clips", help="A behaviour head: one sub-folder of clips per label."),
+    ] = None,
+    clips_csv: Annotated[
+        Path | None,
+        typer.Option("--clips-csv", help="A behaviour head: CSV clip,start_s,end_s,label."),
+    ] = None,
     if_labelled: Annotated[
         bool,
         typer.Option(
@@ -152,6 +173,9 @@ def train(
         ),
         burst_gap_s=settings.independence_minutes * 60.0,  # the marts' independent events
     )  # fmt: skip
+    if clips is not None or clips_csv is not None:
+        _train_behaviour(settings, clips, clips_csv, out, cfg)
+        return
     try:
         items = gather_images(data, csv, warehouse, label_column=label_column)
         tests = gather_images(test_data, test_csv, None) if test_data or test_csv else []
@@ -229,3 +253,26 @@ def _relabel(relabel: bool, warehouse: Path | None) -> None:
     from flows.cli.labels import relabel_and_build
 
     relabel_and_build(load_settings(warehouse=warehouse))  # the head just registered
+
+
+def _train_behaviour(
+    settings: Settings, clips: Path | None, clips_csv: Path | None, out: Path | None, cfg: Any
+) -> None:
+    from flows.pipeline.training import run_behaviour_training
+    from models_ml.training import TrainingDataError
+
+    try:
+        result = run_behaviour_training(settings, clips, clips_csv, out=out, config=cfg)
+    except TrainingDataError as exc:
+        raise fail(str(exc)) from None
+    except user_errors() as exc:
+        raise fail_from(exc) from None
+    ev = result.evaluation
+    console.print(
+        f"{result.model_id}: {result.embedded} labelled frames; held-out clips' frame accuracy "
+        f"[bold]{ev.accuracy:.3f}[/] vs majority baseline {ev.baseline_accuracy:.3f}; labels "
+        f"{', '.join(result.labels)}\nregistered as the behaviour model of the next run "
+        f"(report: {result.out_dir / 'report.md'})"
+    )
+    if result.untested_classes:
+        console.print(f"not held out (a single clip): {', '.join(result.untested_classes)}")

@@ -56,6 +56,7 @@ class BatchContext:
     video_sample_rate: float = 1.0  # frames per second sampled from clips (plus the first)
     video_max_frames: int | None = None  # sampled frames per clip, at most
     species_keyword_parent: str = ""  # XMP 'Species|<name>' keywords -> human labels; '' = off
+    behaviour: SpeciesClassifier | None = None  # behaviour head on clips' frames; None: skipped
 
     store: Store | None = None  # the run's store (flows.store.open_store); None: from the above
 
@@ -210,7 +211,11 @@ def batch_context(
     if path is not None:
         geofence = _load_geofence(path, path.stat().st_mtime_ns if path.exists() else 0)
     info_bar = load_info_bar_reader(model_dir, settings.ocr_model) if settings.ocr_model else None
+    behaviour = None
+    if settings.behaviour_model:
+        behaviour = load_species_classifier(model_dir, settings.behaviour_model, threads, user)
     return BatchContext(
+        behaviour=behaviour,
         info_bar=info_bar,
         ocr_dayfirst=settings.ocr_dayfirst,
         lake=settings.lake,

@@ -22,7 +22,7 @@ from flows.pipeline.quarantine import PROCESSED, SKIPPED, QuarantineReason, reas
 from flows.store import rows
 from models_ml import ImageRejected, decode_rgb, open_image, read_exif
 from models_ml._types import Detection, ExifRecord, PreprocessedImage
-from models_ml.classifier import classification_targets
+from models_ml.classifier import WHOLE_FRAME, classification_targets
 from models_ml.geofence import NO_LIST, fence
 
 __all__ = [
@@ -219,6 +219,7 @@ class ClipRows:
     media: dict[str, Any] | None = None
     detections: list[dict[str, Any]] = field(default_factory=list)
     classifications: list[dict[str, Any]] = field(default_factory=list)
+    frame_labels: list[dict[str, Any]] = field(default_factory=list)
     #: (reason, error, action) of each problem
     quarantine: list[tuple[QuarantineReason, str, str]] = field(default_factory=list)
 
@@ -240,6 +241,7 @@ class ClipFound:
         b.file_row(self.file, self.media_id, "ingested" if out.media else "quarantined")
         if out.media:
             b.add_media(out.media, out.detections, out.classifications)
+            b.frame_labels.extend(out.frame_labels)
 
 
 def classify(
@@ -301,6 +303,25 @@ def _whole_frame_row(
     ).as_row()  # fmt: skip
 
 
+def frame_behaviour(
+    ctx: BatchContext, frame: Any, dets: list[Detection], media_id: str
+) -> dict[str, Any]:
+    """The behaviour head's top label of one sampled frame, on the crop the species rule picks
+    (the surest animal box, else the whole frame): one label for every sampled frame."""
+    assert ctx.behaviour is not None  # noqa: S101 (the caller checks)
+    targets = classification_targets(
+        dets, ctx.classify_min_confidence, ctx.ensemble.animal_model_id
+    )
+    boxed = [t for t in targets if t.detection is not None and t.box is not WHOLE_FRAME]
+    target = max(boxed, key=lambda t: dets[t.detection or 0].confidence) if boxed else targets[0]
+    ((top, *_),) = ctx.behaviour.classify(frame.image, [target.box], top_k=1)
+    return rows.frame_label_row(
+        media_id=media_id, frame_number=frame.frame_number, frame_time_s=frame.time_s,
+        model_id=ctx.behaviour.model_id, label=top.label, probability=round(top.probability, 6),
+        run_id=ctx.run_id, labelled_at=rows.now(),
+    ).as_row()  # fmt: skip
+
+
 def process_clip(ctx: BatchContext, file: SourceFile, media_id: str) -> ClipRows:
     """Rows for one clip: media (media_type 'video'), per-frame boxes, species, problems."""
     from models_ml.video import probe
@@ -328,6 +349,8 @@ def process_clip(ctx: BatchContext, file: SourceFile, media_id: str) -> ClipRows
                         )
                     )
                 out.detections.extend(det_rows)
+                if ctx.behaviour is not None:
+                    out.frame_labels.append(frame_behaviour(ctx, frame, dets, media_id))
 
             result = _video.analyse_clip(
                 src, info, ctx.ensemble, ctx.inference_floor, rate=ctx.video_sample_rate,
@@ -336,12 +359,12 @@ def process_clip(ctx: BatchContext, file: SourceFile, media_id: str) -> ClipRows
     except _video.VideoError as exc:
         reason = reason_of(exc, QuarantineReason.UNSUPPORTED_VIDEO)
         out.quarantine.append((reason, f"{exc}", SKIPPED))
-        out.detections, out.classifications = [], []
+        out.detections, out.classifications, out.frame_labels = [], [], []
         return out
     except OSError as exc:
         problem = QuarantineReason.UNREADABLE.message(f"could not read the clip ({exc})")
         out.quarantine.append((QuarantineReason.UNREADABLE, problem, SKIPPED))
-        out.detections, out.classifications = [], []
+        out.detections, out.classifications, out.frame_labels = [], [], []
         return out
     if result.error is not None:
         reason = reason_of(result.error, QuarantineReason.CORRUPT_VIDEO)

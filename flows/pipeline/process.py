@@ -80,7 +80,7 @@ def _load(b: Batch) -> BatchStats:
     ctx.rows_store().load_batch(
         ids.new_batch_id(ctx.run_id), media=b.media, detections=b.detections,
         quarantine=b.quarantine, files=b.file_rows, classifications=b.classifications,
-        media_labels=b.media_labels,
+        media_labels=b.media_labels, frame_labels=b.frame_labels,
     )  # fmt: skip
     b.stats.classifications += len(b.classifications)
     b.stats.load_s += time.perf_counter() - t3

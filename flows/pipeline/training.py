@@ -149,3 +149,41 @@ def run_training(
         progress=progress,
         test_items=test_items or [],
     )
+
+
+def run_behaviour_training(
+    settings: Settings,
+    clips_dir: Path | None,
+    clips_csv: Path | None,
+    *,
+    out: Path | None = None,
+    name: str = "behaviour_head",
+    config: TrainingConfig | None = None,
+    progress: Callable[[int, int, str], None] | None = None,
+) -> TrainResult:
+    """Train and register a behaviour head on labelled clips, frames sampled as a run does
+    (``video_sample_rate``); it becomes the default ``behaviour_model``."""
+    from models_ml import behaviour
+
+    clips = []
+    if clips_dir is not None:
+        clips += behaviour.clips_from_folders(clips_dir)
+    if clips_csv is not None:
+        clips += behaviour.clips_from_csv(clips_csv)
+    model_dir = settings.model_path
+    from flows.pipeline.process import configured_manifest
+
+    manifest = configured_manifest(settings)
+    builtin = [
+        n for n in (settings.animal_model, training.EMBEDDER) if manifest[n].location is None
+    ]
+    ensure_models(settings, builtin)
+    embedder = training.CropEmbedder(
+        model_dir, manifest, animal_model=settings.animal_model,
+        intra_op_threads=settings.intra_op_threads or None,
+    )  # fmt: skip
+    return behaviour.train_behaviour_head(
+        clips, model_dir=model_dir, out_root=(out or model_dir / "trained").expanduser().absolute(),
+        embedder=embedder, name=name, config=config, rate=settings.video_sample_rate or 1.0,
+        progress=progress,
+    )  # fmt: skip

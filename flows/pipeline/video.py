@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from fsspec.implementations.local import LocalFileSystem
 from PIL import Image, ImageDraw
@@ -162,6 +162,13 @@ def draw_boxes(
     return out
 
 
+def draw_banner(img: Image.Image, text: str) -> None:
+    """``text`` on a dark band across the top of ``img`` (in place)."""
+    draw = ImageDraw.Draw(img)
+    draw.rectangle((0, 0, img.width, 14), fill=(0, 0, 0))
+    draw.text((4, 1), text, fill=(255, 255, 255))
+
+
 def annotate_clip(
     source: str,
     out_path: Path,
@@ -170,10 +177,12 @@ def annotate_clip(
     conf_floor: float,
     rate: float = 1.0,
     blur_people: bool = False,
+    label_frame: Callable[[Any, list[Detection]], str] | None = None,
 ) -> tuple[ClipResult, int]:
     """Write ``out_path``: every sampled frame with its boxes (above the thresholds) drawn,
     as an MP4 playing at ``rate`` frames per second (H.264 when FFmpeg has it); with
-    ``blur_people``, every person box of a frame (any confidence) blurred first."""
+    ``blur_people``, every person box of a frame (any confidence) blurred first; with
+    ``label_frame`` (a behaviour head's verdict), its text in a banner on top."""
     from models_ml.video import probe
 
     info = probe(source)
@@ -194,7 +203,10 @@ def annotate_clip(
             if blur_people:
                 people = [d.bbox for d in dets if d.category == "person"]
                 blur_boxes(image, [(b.x, b.y, b.w, b.h) for b in people])
-            yield draw_boxes(image, kept)
+            drawn = draw_boxes(image, kept)
+            if label_frame is not None:
+                draw_banner(drawn, label_frame(frame, dets))
+            yield drawn
 
     out_path.parent.mkdir(parents=True, exist_ok=True)
     fps = rate if rate > 0 else (info.fps or 1.0)

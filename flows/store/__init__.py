@@ -57,6 +57,7 @@ class Store(Protocol):
         files: Rows,
         classifications: Rows | None = None,
         media_labels: Rows | None = None,
+        frame_labels: Rows | None = None,
     ) -> dict[str, int]:
         """Write one batch whole or not at all; returns rows added per table."""
 

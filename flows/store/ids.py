@@ -23,6 +23,7 @@ __all__ = [
     "channel_key",
     "classification_id",
     "detection_id",
+    "frame_label_id",
     "import_run_id",
     "media_id",
     "media_id_of_chunks",
@@ -73,6 +74,11 @@ def classification_id(detection_id: str, model: str, rank: int) -> str:
     """The ``rank``-th species label of a box by a classifier (trapflow's own heads pass
     ``name@version``; imported MegaDetector JSON passes the classifier's name)."""
     return _md5(detection_id, model, str(rank))
+
+
+def frame_label_id(media_id: str, model_id: str, frame_number: int) -> str:
+    """A behaviour head's label of one sampled frame of a clip (``model_id`` name@version)."""
+    return _md5("frame_label", media_id, model_id, str(frame_number))
 
 
 def media_label_id(media_id: str, source: str, label: str | None) -> str:

@@ -38,6 +38,7 @@ TABLES: dict[str, tuple[tuple[str, ...], str]] = {
     "classifications": (("classification_id",), "classified_at"),
     "detection_flags": (("detection_id", "flag"), "flagged_at"),
     "media_labels": (("media_label_id",), "imported_at"),
+    "frame_labels": (("frame_label_id",), "labelled_at"),
 }
 
 
@@ -99,6 +100,7 @@ def load_batch(lake: str, batch_id: str, **tables: list[dict[str, Any]]) -> dict
         "classifications",
         "detection_flags",
         "media_labels",
+        "frame_labels",
         "quarantine",
         "media",
         "media_files",
@@ -167,7 +169,7 @@ def attach(con: duckdb.DuckDBPyConnection, lake: str) -> None:
             else f"(select {empty} where false)"
         )
         winners = ""
-        if table in ("detections", "classifications"):  # only from the run whose media row won
+        if table in ("detections", "classifications", "frame_labels"):  # the winning run's only
             winners = (
                 " as d where exists (select 1 from raw.media as m "
                 "where m.media_id = d.media_id and m.run_id = d.run_id)"
@@ -268,11 +270,12 @@ class LakeStore:
         files: list[dict[str, Any]],
         classifications: list[dict[str, Any]] | None = None,
         media_labels: list[dict[str, Any]] | None = None,
+        frame_labels: list[dict[str, Any]] | None = None,
     ) -> dict[str, int]:
         counts = load_batch(
             self.lake, batch_id, media=media, detections=detections, quarantine=quarantine,
             media_files=files, classifications=classifications or [],
-            media_labels=media_labels or [],
+            media_labels=media_labels or [], frame_labels=frame_labels or [],
         )  # fmt: skip
         counts["files"] = counts.pop("media_files", 0)
         return counts

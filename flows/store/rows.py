@@ -26,6 +26,7 @@ __all__ = [
     "ClassificationRow",
     "DetectionFlagRow",
     "DetectionRow",
+    "FrameLabelRow",
     "MediaFileRow",
     "MediaLabelRow",
     "MediaRow",
@@ -34,6 +35,7 @@ __all__ = [
     "clip_media_row",
     "detection_row",
     "detection_rows",
+    "frame_label_row",
     "image_media_row",
     "imported_failure_row",
     "local_wall_time",
@@ -321,6 +323,44 @@ def classification_row(
         detection_id=detection_id, media_id=media_id, model_name=model_name,
         model_version=model_version, label=label, probability=probability, rank=rank,
         geofence_status=geofence_status, run_id=run_id, classified_at=classified_at,
+    )  # fmt: skip
+
+
+# ------------------------------------------------------------------------------- raw.frame_labels
+
+
+@dataclass(frozen=True)
+class FrameLabelRow(_Row):
+    frame_label_id: str
+    media_id: str
+    frame_number: int
+    frame_time_s: float
+    model_name: str
+    model_version: str
+    label: str
+    probability: float
+    run_id: str
+    labelled_at: datetime
+
+
+def frame_label_row(
+    *,
+    media_id: str,
+    frame_number: int,
+    frame_time_s: float,
+    model_id: str,
+    label: str,
+    probability: float,
+    run_id: str,
+    labelled_at: datetime,
+) -> FrameLabelRow:
+    """A behaviour head's top label of one sampled frame (``model_id`` name@version)."""
+    name, _, version = model_id.partition("@")
+    return FrameLabelRow(
+        frame_label_id=ids.frame_label_id(media_id, model_id, frame_number), media_id=media_id,
+        frame_number=frame_number, frame_time_s=frame_time_s, model_name=name,
+        model_version=version, label=label, probability=probability, run_id=run_id,
+        labelled_at=labelled_at,
     )  # fmt: skip
 
 

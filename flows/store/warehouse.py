@@ -261,6 +261,7 @@ def load_batch(
     files: list[dict[str, Any]],
     classifications: list[dict[str, Any]] | None = None,
     media_labels: list[dict[str, Any]] | None = None,
+    frame_labels: list[dict[str, Any]] | None = None,
 ) -> dict[str, int]:
     """Write one batch atomically: all of it or none. Re-loading the same rows adds nothing."""
     counts: dict[str, int] = {}
@@ -271,6 +272,7 @@ def load_batch(
             ("detections", detections, "insert or ignore"),
             ("classifications", classifications or [], "insert or ignore"),
             ("media_labels", media_labels or [], "insert or ignore"),
+            ("frame_labels", frame_labels or [], "insert or ignore"),
             ("quarantine", quarantine, "insert or ignore"),
             ("media_files", files, "insert or replace"),
         ):
@@ -395,11 +397,13 @@ class WarehouseStore:
         files: list[dict[str, Any]],
         classifications: list[dict[str, Any]] | None = None,
         media_labels: list[dict[str, Any]] | None = None,
+        frame_labels: list[dict[str, Any]] | None = None,
     ) -> dict[str, int]:
         with attached(self.warehouse) as con:
             return load_batch(
                 con, media=media, detections=detections, quarantine=quarantine, files=files,
                 classifications=classifications, media_labels=media_labels,
+                frame_labels=frame_labels,
             )  # fmt: skip
 
     def start_run(
@@ -425,4 +429,8 @@ class WarehouseStore:
         return has_marts(self.warehouse)
 
     def prepare_build(self) -> None:
-        """Nothing to do: raw.* are tables of the file."""
+        """raw.* are tables of the file: only the ones a newer trapflow added are created
+        (a warehouse from before ``raw.media_labels`` builds as it is)."""
+        if self.warehouse.is_file():
+            with self.writing():
+                pass

@@ -41,6 +41,10 @@ def test_classification_ids() -> None:
     )
 
 
+def test_frame_label_ids() -> None:
+    assert ids.frame_label_id(MID, "behaviour_head@1", 30) == "7c3860b915d20af24482e2c10b3d53eb"
+
+
 def test_media_label_ids() -> None:
     assert ids.media_label_id(MID, "folder", "PBE") == "b6208703a091bafee3fa4e6d6f5e2eba"
     assert ids.media_label_id(MID, "xmp", None) == "3fe99c0b9decbe268fbf606392972bb2"
