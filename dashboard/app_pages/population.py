@@ -5,6 +5,22 @@ import streamlit as st
 from dashboard import charts, queries
 
 wh = str(queries.warehouse_path())
+
+
+def _behaviour(site: str) -> None:
+    """Time per behaviour, when a behaviour head labelled clips (with or without species)."""
+    behaviour = queries.load(queries.behaviour_time, wh, site)
+    if behaviour.empty:
+        return
+    st.subheader("Time per behaviour (clips)")
+    st.caption(
+        "Seconds of clip each behaviour head's label covers (marts.fct_behaviour_time), from "
+        "its per-frame labels; a behaviour never replaces the species."
+    )
+    st.bar_chart(behaviour, x="label", y="seconds", color="model_name", horizontal=True)
+    st.dataframe(behaviour, hide_index=True, width="stretch")
+
+
 st.title("Population")
 span = queries.load(queries.date_span, wh) if queries.has_marts(wh) else None
 species = queries.labels(wh, "animal") if span else []
@@ -13,6 +29,8 @@ if not span or not species:
         "No population marts yet. Run `trapflow run --source DIR --once` (or `trapflow marts`) "
         f"to fill the warehouse {wh}."
     )
+    if queries.has_marts(wh):  # clips with behaviours, and no species counted (yet)
+        _behaviour(queries.ALL_SITES)
     st.stop()
 
 left, mid, right = st.columns([3, 2, 2])
@@ -50,12 +68,4 @@ if trend.empty:
 else:
     st.dataframe(trend, hide_index=True, width="stretch")
 
-behaviour = queries.load(queries.behaviour_time, wh, str(site))
-if not behaviour.empty:
-    st.subheader("Time per behaviour (clips)")
-    st.caption(
-        "Seconds of clip each behaviour head's label covers (marts.fct_behaviour_time), from "
-        "its per-frame labels; a behaviour never replaces the species."
-    )
-    st.bar_chart(behaviour, x="label", y="seconds", color="model_name", horizontal=True)
-    st.dataframe(behaviour, hide_index=True, width="stretch")
+_behaviour(str(site))

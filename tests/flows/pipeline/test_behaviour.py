@@ -5,7 +5,10 @@ timeline` writes it as JSON, and `annotate` draws it into a clip PyAV plays back
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
+import sys
 from itertools import pairwise
 from pathlib import Path
 
@@ -130,3 +133,24 @@ def test_a_behaviour_head_labels_every_sampled_frame_and_the_timeline_covers_eac
     with av.open(str(annotated)) as played:
         frames = sum(1 for _ in played.decode(video=0))
     assert frames == query(wh, "select max(frames_sampled) from raw.media")[0][0]
+
+    # the dashboard's Population page shows the time per behaviour (no species here); in a
+    # process of its own, as the dashboard runs (this one holds the warehouse open)
+    script = (
+        "import json, sys\n"
+        "from streamlit.testing.v1 import AppTest\n"
+        "at = AppTest.from_file(sys.argv[1], default_timeout=60)\n"
+        "at.run()\n"
+        "print(json.dumps({'error': [str(e.value) for e in at.exception],"
+        " 'subheaders': [s.value for s in at.subheader],"
+        " 'seconds': float(at.dataframe[0].value['seconds'].sum()) if at.dataframe else None}))\n"
+    )
+    app_file = Path(__file__).resolve().parents[3] / "dashboard" / "streamlit_app.py"
+    shown = subprocess.run(
+        [sys.executable, "-c", script, str(app_file)], capture_output=True, text=True,
+        env={**os.environ, "TRAPFLOW_WAREHOUSE": str(wh)}, timeout=120, check=True,
+        cwd=app_file.parents[1],  # .streamlit/config.toml: the dashboard listens on 127.0.0.1
+    )  # fmt: skip
+    page = json.loads(shown.stdout.strip().splitlines()[-1])
+    assert page["error"] == [] and page["subheaders"] == ["Time per behaviour (clips)"]
+    assert page["seconds"] == pytest.approx(behaviour_s)
