@@ -89,6 +89,18 @@ def print_summary(settings: Settings, run: Any) -> None:
         )
     else:
         console.print("marts      not built yet: run 'trapflow marts'")
+    if s.human_labels or s.label_conflicts:
+        by = ", ".join(f"{k} {n}" for k, n in s.human_labels.items())
+        console.print(
+            f"people     photos labelled by people: {by or 'none'}"
+            + (
+                f"; {s.label_conflicts} whose imported labels disagree (counted by neither: "
+                "'trapflow labels conflicts')"
+                if s.label_conflicts
+                else ""
+            ),
+            markup=False,
+        )
     skipped = sum(n for _r, a, n in s.quarantined if a == "skipped")
     console.print(
         f"quarantine {skipped} files skipped"

@@ -23,6 +23,8 @@ class WarehouseSummary:
     last_day: Any = None
     quarantined: list[tuple[str, str, int]] = field(default_factory=list)  # reason, action, files
     marts_built: bool = False
+    human_labels: dict[str, int] = field(default_factory=dict)  # origin -> photos (in force)
+    label_conflicts: int = 0  # photos whose imported labels disagree, unresolved
 
 
 def _has_table(con: Any, schema: str, name: str) -> bool:
@@ -59,6 +61,16 @@ def summarize(warehouse: Path) -> WarehouseSummary:
             ).fetchall()
         ]
         out.marts_built = _has_table(con, "marts", "fct_daily_population")
+        if _has_table(con, "marts", "fct_label_conflicts"):
+            out.human_labels = dict(
+                con.execute(
+                    "select label_origin, count(distinct media_id) from marts.fct_label_reviews "
+                    "where is_latest group by 1 order by 2 desc"
+                ).fetchall()
+            )
+            out.label_conflicts = con.execute(  # type: ignore[index]
+                "select count(*) from marts.fct_label_conflicts where not is_resolved_by_review"
+            ).fetchone()[0]
         if out.marts_built:
             out.categories = [
                 (c, int(images or 0), int(boxes or 0))

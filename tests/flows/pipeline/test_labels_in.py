@@ -139,6 +139,14 @@ def test_species_folders_and_keywords_count_at_once_and_a_disagreement_is_report
         wh, "select file_path, labels, is_resolved_by_review from marts.fct_label_conflicts"
     )
     assert conflicts == [("StationZ/EGY/misfiled.JPG", "folder: EGY; xmp: Leopard Cat", False)]
+    from flows.cli import app
+
+    env = {"COLUMNS": "200"}
+    shown = CliRunner().invoke(app, ["summary", "--warehouse", str(wh)], env=env)
+    assert f"photos labelled by people: folder {len(folders)}, xmp {len(tagged)}" in shown.output
+    assert "1 whose imported labels disagree" in shown.output
+    listed = CliRunner().invoke(app, ["labels", "conflicts", "--warehouse", str(wh)], env=env)
+    assert listed.exit_code == 0 and "misfiled.JPG" in listed.output
 
     before = query(wh, "select count(*) from raw.media_labels")
     shutil.copy2(misfiled, src / "StationZ" / "EGY" / "copy.JPG")  # a copy: one media, same labels
