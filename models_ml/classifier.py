@@ -317,7 +317,15 @@ class EmbeddingHeadClassifier(_CropClassifierBase):
 
     def predict(self, batch: FloatArray) -> FloatArray:
         """Probabilities ``[N, C]`` from the head."""
-        return _run(self.head, self._head_out, self._head_in, self.embed(batch))
+        return self.predict_embeddings(self.embed(batch))
+
+    def predict_embeddings(self, emb: FloatArray) -> FloatArray:
+        """Probabilities ``[N, C]`` of embeddings already computed (a cache, a relabel)."""
+        return _run(self.head, self._head_out, self._head_in, np.asarray(emb, np.float32))
+
+    @property
+    def embedder_id(self) -> str:
+        return self.embedder_spec.model_id
 
 
 def postprocess(probs: FloatArray, labels: Sequence[str], k: int) -> list[list[Prediction]]:

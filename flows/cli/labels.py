@@ -138,8 +138,8 @@ def relabel_and_build(settings: Settings) -> None:
     except user_errors() as exc:
         raise fail_from(exc) from None
     console.print(
-        f"{result.model_id}: {result.photos} photos re-labelled, {result.classifications} "
-        f"labels in {result.seconds:.1f} s"
+        f"{result.model_id}: {result.photos} photos re-labelled ({result.from_cache} from cached "
+        f"embeddings, not read again), {result.classifications} labels in {result.seconds:.1f} s"
     )
     for path, reason in result.unreadable[:5]:
         err.print(f"[yellow]warning:[/] {path}: cannot be read again ({reason}); left as it was")

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+import numpy as np
 from PIL import Image
 
 from flows.pipeline import video as _video
@@ -22,8 +23,17 @@ from flows.pipeline.quarantine import PROCESSED, SKIPPED, QuarantineReason, reas
 from flows.store import rows
 from models_ml import ImageRejected, decode_rgb, open_image, read_exif
 from models_ml._types import Detection, ExifRecord, PreprocessedImage
-from models_ml.classifier import WHOLE_FRAME, classification_targets
+from models_ml.classifier import (
+    WHOLE_FRAME,
+    EmbeddingHeadClassifier,
+    Target,
+    classification_targets,
+    postprocess,
+)
 from models_ml.geofence import NO_LIST, fence
+
+#: The crop key of a whole-frame embedding (``raw.crop_embeddings.crop_key``).
+WHOLE_FRAME_KEY = "whole_frame"
 
 __all__ = [
     "FORMAT_EXTENSIONS",
@@ -161,11 +171,16 @@ def infer(ctx: BatchContext, images: list[Prepared]) -> list[Found | ClipFound]:
         row = _media_row(ctx, p)
         det_rows = _detection_rows(ctx, p.media_id, dets)
         classifications: list[dict[str, Any]] = []
+        embeddings: list[dict[str, Any]] = []
         t4 = time.perf_counter()
         if ctx.classifier is not None and p.rgb is not None:
-            classifications = classify(ctx, p.rgb, row["site_id"], dets, det_rows, p.media_id)
+            classifications = classify(
+                ctx, p.rgb, row["site_id"], dets, det_rows, p.media_id, embeddings=embeddings
+            )
         p.rgb, p.pre = None, ()  # free the pixels as soon as possible
-        out.append(Found(p, row, det_rows, classifications, detect_s, time.perf_counter() - t4))
+        out.append(
+            Found(p, row, det_rows, classifications, detect_s, time.perf_counter() - t4, embeddings)
+        )
     return out
 
 
@@ -180,10 +195,12 @@ class Found:
     classifications: list[dict[str, Any]]
     detect_s: float
     classify_s: float
+    embeddings: list[dict[str, Any]] = field(default_factory=list)
 
     def accept(self, ctx: BatchContext, b: Batch) -> None:
         p = self.image
         b.add_media(self.media, self.detections, self.classifications)
+        b.crop_embeddings.extend(self.embeddings)
         b.stats.detect_s += self.detect_s
         b.stats.classify_s += self.classify_s
         b.file_row(p.file, p.media_id, "ingested")
@@ -244,20 +261,34 @@ class ClipFound:
             b.frame_labels.extend(out.frame_labels)
 
 
+def crop_key(target: Target, det_rows: list[dict[str, Any]]) -> str:
+    """How a crop's cached embedding is keyed: its box's detection_id, or ``whole_frame``."""
+    if target.box is WHOLE_FRAME or target.detection is None:
+        return WHOLE_FRAME_KEY
+    return str(det_rows[target.detection]["detection_id"])
+
+
 def classify(
     ctx: BatchContext,
-    rgb: Image.Image,
+    rgb: Image.Image | None,
     site: str | None,
     dets: list[Detection],
     det_rows: list[dict[str, Any]],
     media_id: str,
     frame: tuple[int, float] | None = None,
+    *,
+    embeddings: list[dict[str, Any]] | None = None,
+    cached: dict[str, Any] | None = None,
 ) -> list[dict[str, Any]]:
     """Top-k species labels (geofenced) for the crops the one rule picks
     (``models_ml.classifier.classification_targets``: the animal boxes at or above
     ``classification_min_confidence``, else the whole frame, as training embeds them). A
     whole frame with no animal box at all is labelled on a box of its own (the classifier's,
-    the whole image, appended to ``det_rows``), which no counting rule counts."""
+    the whole image, appended to ``det_rows``), which no counting rule counts.
+
+    With a species head (embedder + head), the crops' embeddings are appended to
+    ``embeddings`` (``raw.crop_embeddings`` rows, stills only); ``cached`` (crop key ->
+    embedding) labels without the pixels when it holds every crop, else ``rgb`` is needed."""
     if ctx.classifier is None:
         return []
     targets = classification_targets(
@@ -265,7 +296,25 @@ def classify(
     )
     if not targets:
         return []
-    preds = ctx.classifier.classify(rgb, [t.box for t in targets], top_k=ctx.top_k)
+    head = ctx.classifier if isinstance(ctx.classifier, EmbeddingHeadClassifier) else None
+    keys = [crop_key(t, det_rows) for t in targets]
+    if head is not None and cached is not None and all(k in cached for k in keys):
+        emb = np.stack([np.asarray(cached[k], np.float32) for k in keys])
+        preds = postprocess(head.predict_embeddings(emb), head.labels, ctx.top_k)
+    elif rgb is None:
+        return []
+    elif head is not None:
+        emb = head.embed(head.preprocess(rgb, [t.box for t in targets]))
+        preds = postprocess(head.predict_embeddings(emb), head.labels, ctx.top_k)
+        if embeddings is not None and frame is None:
+            now = rows.now()
+            embeddings += [
+                {"media_id": media_id, "crop_key": k, "embedder": head.embedder_id,
+                 "embedding": e.tolist(), "run_id": ctx.run_id, "embedded_at": now}
+                for k, e in zip(keys, emb, strict=True)
+            ]  # fmt: skip
+    else:
+        preds = ctx.classifier.classify(rgb, [t.box for t in targets], top_k=ctx.top_k)
     allowed = ctx.geofence.allowed(site) if ctx.geofence is not None else None
     name, _, version = ctx.classifier.model_id.partition("@")
     now = rows.now()

@@ -76,6 +76,7 @@ class Batch:
         self.classifications: list[dict[str, Any]] = []
         self.media_labels: list[dict[str, Any]] = []  # human labels the files carry
         self.frame_labels: list[dict[str, Any]] = []  # behaviour heads' labels of clip frames
+        self.crop_embeddings: list[dict[str, Any]] = []  # what a species head classified
         self.quarantine: list[dict[str, Any]] = []
         self.file_rows: list[dict[str, Any]] = []
         self.data: dict[str, tuple[SourceFile, bytes]] = {}  # new images' bytes, until decoded

@@ -81,6 +81,7 @@ def _load(b: Batch) -> BatchStats:
         ids.new_batch_id(ctx.run_id), media=b.media, detections=b.detections,
         quarantine=b.quarantine, files=b.file_rows, classifications=b.classifications,
         media_labels=b.media_labels, frame_labels=b.frame_labels,
+        crop_embeddings=b.crop_embeddings,
     )  # fmt: skip
     b.stats.classifications += len(b.classifications)
     b.stats.load_s += time.perf_counter() - t3

@@ -5,8 +5,11 @@ carry the old head's labels (or none). :func:`relabel` classifies them with the 
 of the current settings (by default the head trained last) from the boxes stored in
 ``raw.detections``, by the same rule and the same decoding as a run
 (``flows.pipeline.inference.classify``), and appends the rows (``raw.classifications`` is
-append-only: the marts take the latest classifier run on each box). Photos that head already
-classified are skipped, so running it twice adds nothing. Clips are left to their next run.
+append-only: the marts take the latest classifier run on each box). A photo whose crops'
+embeddings are cached (``raw.crop_embeddings``, by the same embedder) is labelled from them,
+without reading it; the others are read, decoded and their embeddings cached. Photos that head
+already classified are skipped, so running it twice adds nothing. Clips are left to their next
+run.
 
 Plain functions, no Prefect.
 """
@@ -26,6 +29,7 @@ from flows.settings import Settings
 from flows.store import Store, ids
 from models_ml import ImageRejected, decode_rgb, open_image
 from models_ml._types import BBox, Detection
+from models_ml.classifier import EmbeddingHeadClassifier, classification_targets
 
 __all__ = ["RelabelResult", "relabel"]
 
@@ -46,6 +50,7 @@ _TODO = """
 class RelabelResult:
     model_id: str
     photos: int = 0
+    from_cache: int = 0  # photos labelled from cached embeddings, without reading them
     classifications: int = 0
     seconds: float = 0.0
     #: photos whose file could not be read or decoded again: (path, reason)
@@ -61,6 +66,24 @@ def _boxes(rows: list[tuple[Any, ...]]) -> tuple[list[Detection], list[dict[str,
                               f"{r[5]}@{r[6]}"))  # fmt: skip
         det_rows.append({"detection_id": r[4], "media_id": r[0]})
     return dets, det_rows
+
+
+def _cached_embeddings(
+    store: Store, classifier: Any, media_ids: list[str]
+) -> dict[str, dict[str, Any]]:
+    """media_id -> crop key -> embedding, of the classifier's embedder (heads only)."""
+    if not isinstance(classifier, EmbeddingHeadClassifier) or not media_ids:
+        return {}
+    out: dict[str, dict[str, Any]] = {}
+    with store.reading() as con:
+        rows = con.execute(
+            "select media_id, crop_key, embedding from raw.crop_embeddings "
+            "where embedder = ? and media_id in (select unnest(?))",
+            [classifier.embedder_id, media_ids],
+        ).fetchall()
+    for media_id, key, emb in rows:
+        out.setdefault(str(media_id), {})[str(key)] = emb
+    return out
 
 
 def relabel(
@@ -86,33 +109,43 @@ def relabel(
     by_media: dict[str, list[tuple[Any, ...]]] = {}
     for row in rows:
         by_media.setdefault(str(row[0]), []).append(row)
+    cache = _cached_embeddings(store, ctx.classifier, list(by_media))
     result = RelabelResult(ctx.classifier.model_id)
     done = 0
     new_dets: list[dict[str, Any]] = []
     new_cls: list[dict[str, Any]] = []
+    new_emb: list[dict[str, Any]] = []
 
     def flush() -> None:
         if new_cls or new_dets:
             store.load_batch(
                 ids.new_batch_id(run_id), media=[], detections=new_dets, quarantine=[],
-                files=[], classifications=new_cls,
+                files=[], classifications=new_cls, crop_embeddings=new_emb,
             )  # fmt: skip
             result.classifications += len(new_cls)
             new_dets.clear()
             new_cls.clear()
+            new_emb.clear()
 
     for media_id, media_rows in by_media.items():
         source_uri, file_path, site = media_rows[0][1], media_rows[0][2], media_rows[0][3]
-        try:
-            data = read_file(str(source_uri), str(file_path))
-            img = open_image(data, max_pixels=settings.max_image_pixels)
-            rgb = decode_rgb(img, draft_size=ctx.ensemble.draft_size)  # as the run decoded it
-        except (OSError, ImageRejected) as exc:
-            result.unreadable.append((str(file_path), str(exc)))
-            continue
         dets, det_rows = _boxes(media_rows)
         n_before = len(det_rows)
-        new_cls += classify(ctx, rgb, site, dets, det_rows, media_id)
+        found = classify(ctx, None, site, dets, det_rows, media_id, cached=cache.get(media_id))
+        if found or not classification_targets(
+            dets, ctx.classify_min_confidence, ctx.ensemble.animal_model_id
+        ):
+            result.from_cache += bool(found)
+        else:  # not (all) cached: the pixels, decoded as the run decoded them
+            try:
+                data = read_file(str(source_uri), str(file_path))
+                img = open_image(data, max_pixels=settings.max_image_pixels)
+                rgb = decode_rgb(img, draft_size=ctx.ensemble.draft_size)
+            except (OSError, ImageRejected) as exc:
+                result.unreadable.append((str(file_path), str(exc)))
+                continue
+            found = classify(ctx, rgb, site, dets, det_rows, media_id, embeddings=new_emb)
+        new_cls += found
         new_dets += det_rows[n_before:]  # a whole-frame box of the head's own
         result.photos += 1
         done += 1

@@ -58,6 +58,7 @@ class Store(Protocol):
         classifications: Rows | None = None,
         media_labels: Rows | None = None,
         frame_labels: Rows | None = None,
+        crop_embeddings: Rows | None = None,
     ) -> dict[str, int]:
         """Write one batch whole or not at all; returns rows added per table."""
 

@@ -39,6 +39,7 @@ TABLES: dict[str, tuple[tuple[str, ...], str]] = {
     "detection_flags": (("detection_id", "flag"), "flagged_at"),
     "media_labels": (("media_label_id",), "imported_at"),
     "frame_labels": (("frame_label_id",), "labelled_at"),
+    "crop_embeddings": (("media_id", "crop_key", "embedder"), "embedded_at"),
 }
 
 
@@ -101,6 +102,7 @@ def load_batch(lake: str, batch_id: str, **tables: list[dict[str, Any]]) -> dict
         "detection_flags",
         "media_labels",
         "frame_labels",
+        "crop_embeddings",
         "quarantine",
         "media",
         "media_files",
@@ -271,11 +273,13 @@ class LakeStore:
         classifications: list[dict[str, Any]] | None = None,
         media_labels: list[dict[str, Any]] | None = None,
         frame_labels: list[dict[str, Any]] | None = None,
+        crop_embeddings: list[dict[str, Any]] | None = None,
     ) -> dict[str, int]:
         counts = load_batch(
             self.lake, batch_id, media=media, detections=detections, quarantine=quarantine,
             media_files=files, classifications=classifications or [],
             media_labels=media_labels or [], frame_labels=frame_labels or [],
+            crop_embeddings=crop_embeddings or [],
         )  # fmt: skip
         counts["files"] = counts.pop("media_files", 0)
         return counts

@@ -262,6 +262,7 @@ def load_batch(
     classifications: list[dict[str, Any]] | None = None,
     media_labels: list[dict[str, Any]] | None = None,
     frame_labels: list[dict[str, Any]] | None = None,
+    crop_embeddings: list[dict[str, Any]] | None = None,
 ) -> dict[str, int]:
     """Write one batch atomically: all of it or none. Re-loading the same rows adds nothing."""
     counts: dict[str, int] = {}
@@ -273,6 +274,7 @@ def load_batch(
             ("classifications", classifications or [], "insert or ignore"),
             ("media_labels", media_labels or [], "insert or ignore"),
             ("frame_labels", frame_labels or [], "insert or ignore"),
+            ("crop_embeddings", crop_embeddings or [], "insert or ignore"),
             ("quarantine", quarantine, "insert or ignore"),
             ("media_files", files, "insert or replace"),
         ):
@@ -398,12 +400,13 @@ class WarehouseStore:
         classifications: list[dict[str, Any]] | None = None,
         media_labels: list[dict[str, Any]] | None = None,
         frame_labels: list[dict[str, Any]] | None = None,
+        crop_embeddings: list[dict[str, Any]] | None = None,
     ) -> dict[str, int]:
         with attached(self.warehouse) as con:
             return load_batch(
                 con, media=media, detections=detections, quarantine=quarantine, files=files,
                 classifications=classifications, media_labels=media_labels,
-                frame_labels=frame_labels,
+                frame_labels=frame_labels, crop_embeddings=crop_embeddings,
             )  # fmt: skip
 
     def start_run(

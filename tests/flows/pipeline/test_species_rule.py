@@ -202,3 +202,47 @@ def test_train_from_the_warehouse_s_labels_relabels_the_stored_photos_at_its_sit
     assert again.exit_code == 0, again.output
     assert "nothing new to train on" in again.output and "0 photos re-labelled" in again.output
     assert query(wh, "select count(*) from raw.classifications") == before
+
+    # a second head labels the stored photos from the cached crop embeddings: no photo is
+    # read (the cards are gone), and the labels are the ones the pixels give
+    cached = query(wh, "select count(distinct media_id) from raw.crop_embeddings")[0][0]
+    assert cached == stored
+    keep = tmp_path / "kept"
+    shutil.move(src, keep)
+    cmd2 = ["train", "--warehouse", str(wh), "--min-per-class", "3", "--seed", "1"]
+    assert CliRunner().invoke(app, cmd2, env={"COLUMNS": "200"}).exit_code != 0  # files gone
+    shutil.move(keep, src)
+    assert CliRunner().invoke(app, cmd2, env={"COLUMNS": "200"}).exit_code == 0
+    shutil.move(src, keep)
+    res = CliRunner().invoke(app, ["relabel", "--warehouse", str(wh)], env={"COLUMNS": "200"})
+    assert res.exit_code == 0, res.output
+    assert f"{stored} photos re-labelled ({stored} from cached embeddings" in res.output
+    shutil.move(keep, src)
+    from models_ml import registry
+    from models_ml.classifier import load_classifier
+    from models_ml.training import trained_models
+
+    manifest = registry.load_manifest(user_models=trained_models(model_dir))
+    head = load_classifier(manifest["species_head"], manifest, model_dir)
+    assert head.model_id == "species_head@2"
+    unsure = query(  # thumbnails without a sure box: classified on their whole frame
+        wh,
+        "select m.file_path from raw.media m where m.file_name like 'untagged_%' and not exists ("
+        "select 1 from raw.detections d where d.media_id = m.media_id and d.category = 'animal' "
+        "and d.model_name = 'mdlite_yolox_tiny' and d.confidence >= 0.2) order by 1 limit 1",
+    )
+    assert unsure
+    photo = src / unsure[0][0]
+    row = query(
+        wh,
+        "select c.label, c.probability from raw.classifications c join raw.media m "
+        "using (media_id) where m.file_path = ? and c.model_version = '2' and c.rank = 1",
+        [unsure[0][0]],
+    )
+    assert len(row) == 1
+    from models_ml._imageops import decode_rgb, open_image
+    from models_ml.classifier import WHOLE_FRAME
+
+    img = decode_rgb(open_image(photo.read_bytes(), max_pixels=10**8), draft_size=(416, 416))
+    ((top, *_),) = head.classify(img, [WHOLE_FRAME], top_k=1)
+    assert top.label == row[0][0] and top.probability == pytest.approx(row[0][1], abs=1e-5)
