@@ -34,6 +34,16 @@ UNSEEN = [
 ]
 
 
+@pytest.fixture(autouse=True)
+def _wide_console(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The CLI's consoles read COLUMNS once, when flows.cli is first imported (by any test of
+    the worker): lines are asserted whole, so they must not wrap."""
+    from flows.cli import _app as cli_app
+
+    monkeypatch.setattr(cli_app.console, "_width", 200)
+    monkeypatch.setattr(cli_app.err, "_width", 200)
+
+
 def test_clip_csv_segments(tmp_path: Path) -> None:
     csv_file = tmp_path / "clips.csv"
     csv_file.write_text(

@@ -21,6 +21,16 @@ from tests.conftest import query
 CAMTRAPR = "jniedballa__camtrapR/inst/pictures"
 
 
+@pytest.fixture(autouse=True)
+def _wide_console(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The CLI's consoles read COLUMNS once, when flows.cli is first imported (by any test of
+    the worker): lines are asserted whole, so they must not wrap."""
+    from flows.cli import _app as cli_app
+
+    monkeypatch.setattr(cli_app.console, "_width", 200)
+    monkeypatch.setattr(cli_app.err, "_width", 200)
+
+
 def _manifest(manifest_rows: list[dict[str, str]], part: str) -> list[dict[str, str]]:
     return [r for r in manifest_rows if f"/{part}/" in r["path"] and r["kind"] == "image"]
 
@@ -100,7 +110,7 @@ def _daily(wh: Path) -> dict[str, int]:
 
 @pytest.mark.slow
 def test_species_folders_and_keywords_count_at_once_and_a_disagreement_is_reported(
-    prefect_harness, trapflow_env, camtrap_dir, manifest_rows, tmp_path
+    prefect_harness, trapflow_env, camtrap_dir, manifest_rows, tmp_path, monkeypatch
 ):
     """camtrapR's species directories ('{site}/{species}') and species tags in one source; a
     tagged photo filed under another species' folder is the disagreement."""
@@ -139,9 +149,11 @@ def test_species_folders_and_keywords_count_at_once_and_a_disagreement_is_report
         wh, "select file_path, labels, is_resolved_by_review from marts.fct_label_conflicts"
     )
     assert conflicts == [("StationZ/EGY/misfiled.JPG", "folder: EGY; xmp: Leopard Cat", False)]
+    from flows.cli import _app as cli_app
     from flows.cli import app
 
-    env = {"COLUMNS": "200"}
+    env = {"COLUMNS": "200"}  # read once, when flows.cli is first imported: the width too
+    monkeypatch.setattr(cli_app.console, "_width", 200)
     shown = CliRunner().invoke(app, ["summary", "--warehouse", str(wh)], env=env)
     assert f"photos labelled by people: folder {len(folders)}, xmp {len(tagged)}" in shown.output
     assert "1 whose imported labels disagree" in shown.output

@@ -22,6 +22,16 @@ DIR = "jniedballa__camtrapR/inst/pictures/sample_images_species_dir"
 MD = "mdlite@1"
 
 
+@pytest.fixture(autouse=True)
+def _wide_console(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The CLI's consoles read COLUMNS once, when flows.cli is first imported (by any test of
+    the worker): lines are asserted whole, so they must not wrap."""
+    from flows.cli import _app as cli_app
+
+    monkeypatch.setattr(cli_app.console, "_width", 200)
+    monkeypatch.setattr(cli_app.err, "_width", 200)
+
+
 def _det(category: str, conf: float, model: str = MD) -> Detection:
     return Detection(category, category, conf, BBox(0.1, 0.1, 0.2, 0.2), model)
 
