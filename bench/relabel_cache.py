@@ -49,7 +49,7 @@ def _unit(rng: np.random.Generator, n: int) -> np.ndarray:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\\n")[0])
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--detections", type=int, default=100_000)
     ap.add_argument("--models", type=Path, default=Path(".trapflow/models"))
     args = ap.parse_args()
@@ -67,7 +67,7 @@ def main() -> None:
         out = model_dir / "trained" / "head" / "v1"
         out.mkdir(parents=True)
         head = export_head_onnx(model, out / "head.onnx")
-        (out / "labels.txt").write_text("\\n".join(map(str, model.classes_)) + "\\n")
+        (out / "labels.txt").write_text("\n".join(map(str, model.classes_)) + "\n")
         register_head(model_dir, "species_head", "1", head, out / "labels.txt")
 
         with duckdb.connect(str(wh)) as con:
