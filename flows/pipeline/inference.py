@@ -323,8 +323,7 @@ def classify(
         if target.detection is not None:
             det_row = det_rows[target.detection]
         else:
-            p = ranked[0].probability if ranked else 0.0
-            det_row = _whole_frame_row(ctx, media_id, frame, p)
+            det_row = _whole_frame_row(ctx, media_id, frame)
             det_rows.append(det_row)
         for f in fence(ranked, allowed):
             out.append(
@@ -340,13 +339,15 @@ def classify(
 
 
 def _whole_frame_row(
-    ctx: BatchContext, media_id: str, frame: tuple[int, float] | None, probability: float
+    ctx: BatchContext, media_id: str, frame: tuple[int, float] | None
 ) -> dict[str, Any]:
-    """The classifier's own box over the whole image (of one frame, for a clip)."""
+    """The classifier's own box over the whole image (of one frame, for a clip). Its
+    confidence is 0: no detector found anything there (the Review page draws it only when the
+    reviewer asks for boxes from 0); the classifier's probability is its classification's."""
     name, _, version = (ctx.classifier.model_id if ctx.classifier else "@").partition("@")
     return rows.detection_row(
         media_id=media_id, model_name=name, model_version=version, index=0, category="animal",
-        label="animal", confidence=round(float(probability), 6), bbox=(0.0, 0.0, 1.0, 1.0),
+        label="animal", confidence=0.0, bbox=(0.0, 0.0, 1.0, 1.0),
         run_id=ctx.run_id, detected_at=rows.now(),
         frame_number=frame[0] if frame else None, frame_time_s=frame[1] if frame else None,
     ).as_row()  # fmt: skip

@@ -138,6 +138,11 @@ def test_a_head_from_thumbnails_classifies_every_photo_of_the_next_run(
     )[0][0]
     assert sure < media  # the old rule would have left these photos without a species
     assert whole <= media - sure  # own boxes only where the detector found no animal at all
+    # confidence 0: no detector found anything there (the Review page does not draw it)
+    assert query(
+        wh,
+        "select coalesce(max(confidence), 0) from raw.detections where model_name = 'species_head'",
+    ) == [(0.0,)]
     # no counting rule counts the classifier's own box
     own = query(
         wh,
