@@ -33,13 +33,11 @@ from .training import (
     TrainResult,
     balance,
     evaluate,
-    export_head_onnx,
     fit_head,
     group_split,
-    next_version,
     register_head,
     report_markdown,
-    write_confusion_png,
+    write_version,
 )
 from .training_data import EMBEDDING_DIM, CropEmbedder, EmbeddingCache, Skipped
 from .video import VIDEO_EXTENSIONS, VideoError, sample_frames
@@ -234,14 +232,9 @@ def train_behaviour_head(
     y_tr, y_va = [y[i] for i in tr], [y[i] for i in va]
     model = fit_head(x[tr], y_tr, cfg.regularisation_c, cfg.seed)
     evaluation = evaluate(model, x[va], y_va, y_tr)
-    version = next_version(out_root, name, model_dir)
-    out_dir = Path(out_root) / name / f"v{version}"
-    out_dir.mkdir(parents=True, exist_ok=True)
-    labels = [str(c) for c in model.classes_]
-    head_path = export_head_onnx(model, out_dir / "head.onnx")
-    labels_path = out_dir / "labels.txt"
-    labels_path.write_text("\n".join(labels) + "\n", encoding="utf-8")
-    write_confusion_png(evaluation, out_dir / "confusion.png", f"{name}@{version} (held out)")
+    version, out_dir, head_path, labels_path, labels = write_version(
+        model, evaluation, out_root, name, model_dir
+    )
     result = TrainResult(
         name=name, version=version, model_id=f"{name}@{version}", out_dir=out_dir,
         head_path=head_path, labels=labels, evaluation=evaluation, excluded_classes=excluded,

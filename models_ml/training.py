@@ -123,6 +123,7 @@ __all__ = [
     "trained_registry_path",
     "write_confusion_png",
     "write_head_onnx",
+    "write_version",
 ]
 
 TRAINED_REGISTRY = Path("trained") / "registry.toml"
@@ -291,6 +292,22 @@ def _current_fingerprint(out_root: Path, name: str, model_dir: Path) -> tuple[st
         return None
 
 
+def write_version(
+    model: Any, evaluation: Evaluation, out_root: Path, name: str, model_dir: Path
+) -> tuple[str, Path, Path, Path, list[str]]:
+    """The next version's folder of a fitted head: ``head.onnx``, ``labels.txt`` and
+    ``confusion.png``; returns (version, folder, head, labels file, labels)."""
+    version = next_version(out_root, name, model_dir)
+    out_dir = Path(out_root) / name / f"v{version}"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    labels = [str(c) for c in model.classes_]
+    head_path = export_head_onnx(model, out_dir / "head.onnx")
+    labels_path = out_dir / "labels.txt"
+    labels_path.write_text("\n".join(labels) + "\n", encoding="utf-8")
+    write_confusion_png(evaluation, out_dir / "confusion.png", f"{name}@{version} (held out)")
+    return version, out_dir, head_path, labels_path, labels
+
+
 # --------------------------------------------------------------------------- the whole thing
 
 
@@ -375,14 +392,9 @@ def train_head(
         if test.items:
             unseen = evaluate(model, test.x, [i.label for i in test.items], y_tr)
 
-    version = next_version(out_root, name, model_dir)
-    out_dir = Path(out_root) / name / f"v{version}"
-    out_dir.mkdir(parents=True, exist_ok=True)
-    labels = [str(c) for c in model.classes_]
-    head_path = export_head_onnx(model, out_dir / "head.onnx")
-    labels_path = out_dir / "labels.txt"
-    labels_path.write_text("\n".join(labels) + "\n", encoding="utf-8")
-    write_confusion_png(evaluation, out_dir / "confusion.png", f"{name}@{version} (held out)")
+    version, out_dir, head_path, labels_path, labels = write_version(
+        model, evaluation, out_root, name, model_dir
+    )
     sites = sorted({i.site for i in (emb.items[k] for k in keep) if i.site})
     geofence_path = None
     if sites and cfg.only_trained_sites:

@@ -141,20 +141,15 @@ def export_timeline(
     warehouse: WarehouseOpt = None,
 ) -> None:
     """Each clip's behaviour timeline (segments and per-frame labels) as JSON."""
+    from flows.formats.common import ExportError
     from flows.formats.timeline import export_timeline as _export
 
     settings = load_settings(warehouse=warehouse)
     try:
         n = _export(settings.warehouse_path, out)
-    except _exports_error() as exc:
+    except ExportError as exc:
         raise fail(str(exc)) from None
     console.print(f"{out}: {n} clip timelines")
-
-
-def _exports_error() -> type[Exception]:
-    from flows.formats.common import ExportError
-
-    return ExportError
 
 
 @export_app.command("images")

@@ -114,6 +114,21 @@ def gather_images(
     return items
 
 
+def crop_embedder(settings: Settings) -> training.CropEmbedder:
+    """The animal detector + embedder training uses, pulled and verified first."""
+    from flows.pipeline.process import configured_manifest
+
+    manifest = configured_manifest(settings)
+    builtin = [
+        n for n in (settings.animal_model, training.EMBEDDER) if manifest[n].location is None
+    ]
+    ensure_models(settings, builtin)
+    return training.CropEmbedder(
+        settings.model_path, manifest, animal_model=settings.animal_model,
+        intra_op_threads=settings.intra_op_threads or None,
+    )  # fmt: skip
+
+
 def run_training(
     settings: Settings,
     items: list[LabelledImage],
@@ -126,19 +141,7 @@ def run_training(
 ) -> TrainResult:
     """Train, export and register a head; it becomes the default ``species_model``."""
     model_dir = settings.model_path
-    from flows.pipeline.process import configured_manifest
-
-    manifest = configured_manifest(settings)
-    builtin = [
-        n for n in (settings.animal_model, training.EMBEDDER) if manifest[n].location is None
-    ]
-    ensure_models(settings, builtin)
-    embedder = training.CropEmbedder(
-        model_dir,
-        manifest,
-        animal_model=settings.animal_model,
-        intra_op_threads=settings.intra_op_threads or None,
-    )
+    embedder = crop_embedder(settings)
     return training.train_head(
         items,
         model_dir=model_dir,
@@ -171,17 +174,7 @@ def run_behaviour_training(
     if clips_csv is not None:
         clips += behaviour.clips_from_csv(clips_csv)
     model_dir = settings.model_path
-    from flows.pipeline.process import configured_manifest
-
-    manifest = configured_manifest(settings)
-    builtin = [
-        n for n in (settings.animal_model, training.EMBEDDER) if manifest[n].location is None
-    ]
-    ensure_models(settings, builtin)
-    embedder = training.CropEmbedder(
-        model_dir, manifest, animal_model=settings.animal_model,
-        intra_op_threads=settings.intra_op_threads or None,
-    )  # fmt: skip
+    embedder = crop_embedder(settings)
     return behaviour.train_behaviour_head(
         clips, model_dir=model_dir, out_root=(out or model_dir / "trained").expanduser().absolute(),
         embedder=embedder, name=name, config=config, rate=settings.video_sample_rate or 1.0,
