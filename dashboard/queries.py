@@ -3,8 +3,9 @@
 Reads go only to the marts (``marts.*``, dbt/models/marts): the population tables, and the
 views that are current between builds (``fct_detections`` boxes with their label now,
 ``fct_label_reviews``, ``fct_alerts``, ``fct_pipeline_runs``, ``fct_quarantine``,
-``marts_freshness``). The only write is the Review page's ``review.labels`` insert
-(tests/dashboard/test_marts_only.py holds every module to that).
+``marts_freshness``). The only writes are the Review and Label pages' ``review.labels``
+inserts, and the Label page's undo of its own (tests/dashboard/test_marts_only.py holds every
+module to that).
 
 DuckDB allows one writer process *or* many readers. Every read opens a short-lived
 ``read_only`` connection inside a cached function, so the dashboard never holds the file
@@ -20,7 +21,7 @@ import time
 from collections.abc import Callable
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any, ParamSpec
+from typing import Any, NamedTuple, ParamSpec
 
 import duckdb
 import pandas as pd
@@ -465,34 +466,71 @@ def write_review(
 ) -> str:
     """Append one row to review.labels (append-only: the latest row per box wins); returns its
     id. Waits up to WRITE_WAIT_S while a run holds the warehouse."""
-    label_id = ids.new_review_label_id()
-    row = [
-        label_id, media_id, detection_id, category, label, is_false_positive, count,
-        reviewer or "dashboard", datetime.now(UTC).replace(tzinfo=None), note,
-    ]  # fmt: skip
+    row = Review(media_id, detection_id, category, label, is_false_positive, count, note)
+    return write_reviews(warehouse, [row], reviewer=reviewer)[0]
+
+
+class Review(NamedTuple):
+    """One label a person gives: of a box (detection_id), or of the whole image (None)."""
+
+    media_id: str
+    detection_id: str | None
+    category: str | None
+    label: str | None
+    is_false_positive: bool = False
+    individuals: int | None = None
+    note: str | None = None
+
+
+def _write(warehouse: str, sql: str, params: list[list[Any]], what: str) -> None:
+    """executemany in one transaction, waiting up to WRITE_WAIT_S while a run holds the file."""
     deadline = time.monotonic() + WRITE_WAIT_S
     delay = 0.1
     while True:
         try:
             with _warehouse.CONNECTION_LOCK, _warehouse.open_file(Path(warehouse)) as con:
-                con.execute(
-                    "insert into review.labels (label_id, media_id, detection_id, category, "
-                    "label, is_false_positive, count, reviewer, reviewed_at, note) "
-                    "values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    row,
-                )
+                con.executemany(sql, params)
             break
         except (duckdb.IOException, duckdb.ConnectionException) as exc:
             if not _is_lock_error(exc) or time.monotonic() > deadline:
                 raise WarehouseBusy(
-                    f"Could not save the review: the warehouse {warehouse} stayed locked by a "
-                    f"run for {WRITE_WAIT_S:.0f} s. Try again when the run has finished."
+                    f"Could not {what}: the warehouse {warehouse} stayed locked by a run for "
+                    f"{WRITE_WAIT_S:.0f} s. Try again when the run has finished."
                 ) from exc
             time.sleep(delay)
             delay = min(delay * 2, 1.0)
-    review_image.clear()
+    review_image.clear()  # the Label page clears its own (dashboard/labelling.py)
     review_queue.clear()
-    return label_id
+
+
+def write_reviews(warehouse: str, reviews: list[Review], *, reviewer: str) -> list[str]:
+    """Append one review.labels row per review, all in one transaction (the Label page's
+    group: one review per box); returns their ids, in order."""
+    label_ids = [ids.new_review_label_id() for _ in reviews]
+    now = datetime.now(UTC).replace(tzinfo=None)
+    _write(
+        warehouse,
+        "insert into review.labels (label_id, media_id, detection_id, category, label, "
+        "is_false_positive, count, reviewer, reviewed_at, note) "
+        "values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [
+            [i, *r[:6], reviewer or "dashboard", now, r.note]
+            for i, r in zip(label_ids, reviews, strict=True)
+        ],
+        "save the review",
+    )
+    return label_ids
+
+
+def undo_reviews(warehouse: str, label_ids: list[str]) -> None:
+    """Take back reviews this session just wrote (the Label page's Undo): the rows go, so the
+    boxes read as they did before."""
+    _write(
+        warehouse,
+        "delete from review.labels where label_id = ?",
+        [[i] for i in label_ids],
+        "undo the review",
+    )
 
 
 # ---------------------------------------------------------------- pipeline health

@@ -21,6 +21,7 @@ page = st.navigation(
         st.Page("app_pages/sites.py", title="Sites", url_path="sites"),
         st.Page("app_pages/human_activity.py", title="Human activity", url_path="human_activity"),
         st.Page("app_pages/review.py", title="Review", url_path="review", default=linked),
+        st.Page("app_pages/label.py", title="Label", url_path="label"),
         st.Page("app_pages/health.py", title="Pipeline health", url_path="health"),
     ]
 )

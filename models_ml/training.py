@@ -94,6 +94,7 @@ __all__ = [
     "Embedded",
     "EmbeddingCache",
     "Evaluation",
+    "Examples",
     "FloatArray",
     "LabelledImage",
     "Skipped",
@@ -105,6 +106,7 @@ __all__ = [
     "embed_images",
     "evaluate",
     "export_head_onnx",
+    "fit_examples",
     "fit_head",
     "group_split",
     "head_weights",
@@ -363,18 +365,99 @@ def train_head(
             + "; ".join(f"{n} x {r}" for r, n in reasons.most_common(3))
             + "); check that the files are camera-trap photos with a visible animal"
         )
-    check_classes(labels_all, cfg.min_per_class)
-    keep, excluded, subsampled = balance(labels_all, cfg.min_per_class, cfg.max_per_class, cfg.seed)
-    y = [labels_all[i] for i in keep]
-    x = emb.x[keep]
-    fingerprint = _fingerprint([emb.shas[i] for i in keep], y, cfg, embedder.cache_key)
-    current = _current_fingerprint(out_root, name, model_dir) if register else None
-    if current is not None and current[1] == fingerprint and not test_items:
-        raise AlreadyTrained(current[0])
-    groups = split_groups(
-        [emb.items[i] for i in keep], [emb.times[i] for i in keep], cfg.split, cfg.burst_gap_s
+    return fit_examples(
+        Examples(
+            x=emb.x,
+            labels=labels_all,
+            keys=list(emb.shas),
+            groups=split_groups(emb.items, emb.times, cfg.split, cfg.burst_gap_s),
+            sites=[i.site for i in emb.items],
+            names=[str(i.path) for i in emb.items],
+        ),
+        cfg=cfg,
+        model_dir=model_dir,
+        out_root=out_root,
+        name=name,
+        embedder_id=embedder.embedder_spec.model_id,
+        detector_id=embedder.detector.model_id,
+        fingerprint_key=embedder.cache_key,
+        register=register,
+        unseen=_unseen_evaluation(test_items, embedder, cache, cfg),
+        report_extra={
+            "skipped": [asdict(s) for s in emb.skipped],
+            "whole_frame_images": emb.whole_frame,
+            "cache_hits": emb.cache_hits,
+        },
+        skipped=emb.skipped,
+        cache_hits=emb.cache_hits,
+        whole_frame=emb.whole_frame,
     )
-    tr, va, untested = group_split(y, groups, cfg.val_fraction, cfg.seed)
+
+
+def _unseen_evaluation(
+    test_items: Sequence[LabelledImage],
+    embedder: CropEmbedder,
+    cache: EmbeddingCache,
+    cfg: TrainingConfig,
+) -> Callable[[Any, list[str]], Evaluation | None] | None:
+    """How to evaluate a fitted head on photos it never saw (None without any)."""
+    if not test_items:
+        return None
+
+    def run(model: Any, y_tr: list[str]) -> Evaluation | None:
+        test = embed_images(
+            test_items, embedder, cache, min_box_confidence=cfg.min_box_confidence,
+            whole_frame_fallback=True,
+        )  # fmt: skip
+        if not test.items:
+            return None
+        return evaluate(model, test.x, [i.label for i in test.items], y_tr)
+
+    return run
+
+
+@dataclass
+class Examples:
+    """What a head is fitted on: one embedding per labelled crop, with what keeps the split
+    honest (``groups``: the burst, site or image each belongs to) and what names it."""
+
+    x: FloatArray
+    labels: list[str]
+    keys: list[str]  # what identifies each example for the fingerprint (SHA-256, media/crop)
+    groups: list[str]
+    sites: list[str | None]
+    names: list[str]  # for report.json (paths, or media ids)
+
+
+def fit_examples(
+    ex: Examples,
+    *,
+    cfg: TrainingConfig,
+    model_dir: Path,
+    out_root: Path,
+    name: str,
+    embedder_id: str,
+    detector_id: str,
+    fingerprint_key: str,
+    register: bool = True,
+    unseen: Callable[[Any, list[str]], Evaluation | None] | None = None,
+    report_extra: dict[str, Any] | None = None,
+    skipped: list[Skipped] | None = None,
+    cache_hits: int = 0,
+    whole_frame: int = 0,
+) -> TrainResult:
+    """Balance, split (groups kept whole), fit, evaluate, export and register: everything
+    after the embeddings, for photos embedded now (:func:`train_head`) and for crops whose
+    embeddings the warehouse cached (flows/pipeline/train_now.py)."""
+    check_classes(ex.labels, cfg.min_per_class)
+    keep, excluded, subsampled = balance(ex.labels, cfg.min_per_class, cfg.max_per_class, cfg.seed)
+    y = [ex.labels[i] for i in keep]
+    x = ex.x[keep]
+    fingerprint = _fingerprint([ex.keys[i] for i in keep], y, cfg, fingerprint_key)
+    current = _current_fingerprint(out_root, name, model_dir) if register else None
+    if current is not None and current[1] == fingerprint and unseen is None:
+        raise AlreadyTrained(current[0])
+    tr, va, untested = group_split(y, [ex.groups[i] for i in keep], cfg.val_fraction, cfg.seed)
     if not va:
         raise TrainingDataError(
             f"every species has a single {cfg.split}: nothing can be held out; label photos "
@@ -383,19 +466,12 @@ def train_head(
     y_tr, y_va = [y[i] for i in tr], [y[i] for i in va]
     model = fit_head(x[tr], y_tr, cfg.regularisation_c, cfg.seed)
     evaluation = evaluate(model, x[va], y_va, y_tr)
-    unseen = None
-    if test_items:
-        test = embed_images(
-            test_items, embedder, cache, min_box_confidence=cfg.min_box_confidence,
-            whole_frame_fallback=True,
-        )  # fmt: skip
-        if test.items:
-            unseen = evaluate(model, test.x, [i.label for i in test.items], y_tr)
+    unseen_eval = unseen(model, y_tr) if unseen is not None else None
 
     version, out_dir, head_path, labels_path, labels = write_version(
         model, evaluation, out_root, name, model_dir
     )
-    sites = sorted({i.site for i in (emb.items[k] for k in keep) if i.site})
+    sites = sorted({s for s in (ex.sites[k] for k in keep) if s})
     geofence_path = None
     if sites and cfg.only_trained_sites:
         geofence_path = write_site_fence(out_dir / "sites.toml", sites, labels)
@@ -409,33 +485,31 @@ def train_head(
         evaluation=evaluation,
         excluded_classes=excluded,
         subsampled_classes=subsampled,
-        skipped=emb.skipped,
-        cache_hits=emb.cache_hits,
-        embedded=len(emb.items),
-        whole_frame=emb.whole_frame,
+        skipped=skipped or [],
+        cache_hits=cache_hits,
+        embedded=len(ex.labels),
+        whole_frame=whole_frame,
         estimator=model,
-        unseen=unseen,
+        unseen=unseen_eval,
         untested_classes=untested,
         split=cfg.split,
     )
     report = {
         "model": result.model_id,
         "trained_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "embedder": embedder.embedder_spec.model_id,
-        "detector": embedder.detector.model_id,
+        "embedder": embedder_id,
+        "detector": detector_id,
         "config": asdict(cfg),
         "fingerprint": fingerprint,
         "evaluation": asdict(evaluation),
         "split": cfg.split,
         "untested_classes": untested,
-        "unseen_evaluation": asdict(unseen) if unseen is not None else None,
+        "unseen_evaluation": asdict(unseen_eval) if unseen_eval is not None else None,
         "excluded_classes": excluded,
         "subsampled_classes": subsampled,
-        "skipped": [asdict(s) for s in emb.skipped],
-        "whole_frame_images": emb.whole_frame,
-        "cache_hits": emb.cache_hits,
-        "train_images": [str(emb.items[keep[i]].path) for i in tr],
-        "validation_images": [str(emb.items[keep[i]].path) for i in va],
+        **(report_extra or {}),
+        "train_images": [ex.names[keep[i]] for i in tr],
+        "validation_images": [ex.names[keep[i]] for i in va],
     }
     (out_dir / "report.json").write_text(json.dumps(report, indent=2), encoding="utf-8")
     (out_dir / "report.md").write_text(report_markdown(result), encoding="utf-8")

@@ -9,6 +9,7 @@ trapflow models list | pull | verify                             (flows/cli/mode
 trapflow alerts test | list | deliver                            (flows/cli/alerts.py)
 trapflow export mdjson | camtrapdp | csv | images; import mdjson (flows/cli/formats.py)
 trapflow import labels CSV | labels conflicts | relabel          (flows/cli/labels.py)
+trapflow train-now | embed                                       (flows/cli/training.py)
 
 The app, its options, consoles and error policy are in flows/cli/_app.py; the Prefect
 servers it starts in flows/cli/_server.py; the checks before a run in flows/cli/_preflight.py.
@@ -28,6 +29,7 @@ from flows.cli import models as _models  # noqa: F401
 from flows.cli import alerts as _alerts  # noqa: F401
 from flows.cli import formats as _formats  # noqa: F401
 from flows.cli import labels as _labels  # noqa: F401
+from flows.cli import training as _training  # noqa: F401
 from flows.cli._app import app
 
 __all__ = ["app", "main"]

@@ -31,6 +31,7 @@ from models_ml.classifier import (
     postprocess,
 )
 from models_ml.geofence import NO_LIST, fence
+from models_ml.similarity import sketch
 
 #: The crop key of a whole-frame embedding (``raw.crop_embeddings.crop_key``).
 WHOLE_FRAME_KEY = "whole_frame"
@@ -310,8 +311,9 @@ def classify(
             now = rows.now()
             embeddings += [
                 {"media_id": media_id, "crop_key": k, "embedder": head.embedder_id,
-                 "embedding": e.tolist(), "run_id": ctx.run_id, "embedded_at": now}
-                for k, e in zip(keys, emb, strict=True)
+                 "embedding": e.tolist(), "sketch": s.tolist(), "run_id": ctx.run_id,
+                 "embedded_at": now}
+                for k, e, s in zip(keys, emb, sketch(emb), strict=True)
             ]  # fmt: skip
     else:
         preds = ctx.classifier.classify(rgb, [t.box for t in targets], top_k=ctx.top_k)

@@ -31,7 +31,7 @@ from models_ml import ImageRejected, decode_rgb, open_image
 from models_ml._types import BBox, Detection
 from models_ml.classifier import EmbeddingHeadClassifier, classification_targets
 
-__all__ = ["RelabelResult", "relabel"]
+__all__ = ["RelabelResult", "relabel", "stored_boxes"]
 
 _TODO = """
     select m.media_id, m.source_uri, m.file_path, m.site_id,
@@ -57,7 +57,9 @@ class RelabelResult:
     unreadable: list[tuple[str, str]] = field(default_factory=list)
 
 
-def _boxes(rows: list[tuple[Any, ...]]) -> tuple[list[Detection], list[dict[str, Any]]]:
+def stored_boxes(rows: list[tuple[Any, ...]]) -> tuple[list[Detection], list[dict[str, Any]]]:
+    """A photo's stored boxes (rows: media_id, source_uri, file_path, site_id, detection_id,
+    model_name, model_version, category, label, confidence, bbox x/y/w/h) as detections."""
     dets, det_rows = [], []
     for r in rows:
         if r[4] is None:  # a photo without boxes
@@ -129,7 +131,7 @@ def relabel(
 
     for media_id, media_rows in by_media.items():
         source_uri, file_path, site = media_rows[0][1], media_rows[0][2], media_rows[0][3]
-        dets, det_rows = _boxes(media_rows)
+        dets, det_rows = stored_boxes(media_rows)
         n_before = len(det_rows)
         found = classify(ctx, None, site, dets, det_rows, media_id, cached=cache.get(media_id))
         if found or not classification_targets(

@@ -1,8 +1,10 @@
 """The dashboard reads only the marts (issue 6): every query it can run, run for real against a
 warehouse that has nothing but the marts, shaped by their dbt contracts (the column names and
-types in dbt/models/marts/*.yml), and the only write is the Review page's review.labels insert.
+types in dbt/models/marts/*.yml), and the only writes are review.labels inserts (the Review
+and Label pages) and the Label page's undo of the rows it just inserted.
 
-Two checks: (1) every cached query function in dashboard/queries.py is called and each SQL it
+Two checks: (1) every cached query function in dashboard/queries.py and dashboard/labelling.py
+is called and each SQL it
 sends is executed on a DuckDB file holding only ``marts.*`` (a reference to raw, staging,
 intermediate, review or alerts, or to a column a mart does not have, raises there); (2) no
 other dashboard module talks to DuckDB, and no string in any module names a schema-qualified
@@ -28,6 +30,7 @@ DASHBOARD = REPO / "dashboard"
 MARTS_YML = sorted((REPO / "dbt" / "models" / "marts").rglob("*.yml"))
 REVIEW_DDL = REPO / "flows" / "store" / "schema" / "10_review.sql"
 INSERT_REVIEW = re.compile(r"^\s*insert\s+into\s+review\.labels\b", re.IGNORECASE)
+UNDO_REVIEW = re.compile(r"^\s*delete\s+from\s+review\.labels\s+where\s+label_id\s*=", re.I)
 QUALIFIED = re.compile(
     r'\b(from|join|into|update|table|view|describe)\s+"?([a-z_]\w*)"?\s*\.\s*"?([a-z_]\w*)',
     re.IGNORECASE,
@@ -76,10 +79,15 @@ class _Recording:
     def close(self) -> None:
         return None
 
+    def executemany(self, sql: str, params: list[list[Any]]) -> duckdb.DuckDBPyConnection:
+        for row in params:
+            result = self.execute(sql, row)
+        return result
+
     def execute(self, sql: str, params: list[Any] | None = None) -> duckdb.DuckDBPyConnection:
         if ATTACH.match(sql):  # the warehouse is attached under a fixed name: already open here
             return self.marts
-        con = self.review if INSERT_REVIEW.match(sql) else self.marts
+        con = self.review if INSERT_REVIEW.match(sql) or UNDO_REVIEW.match(sql) else self.marts
         try:
             result = con.execute(sql, params or [])
         except Exception as exc:
@@ -110,7 +118,7 @@ def _is_query(module: Any, name: str, fn: Any) -> bool:
     """A public function of dashboard/queries.py that reads the warehouse given first."""
     if name.startswith("_") or isinstance(fn, type) or not callable(fn):
         return False
-    if name in ("write_review", "stale_marts_notice"):
+    if name in ("write_review", "write_reviews", "undo_reviews", "stale_marts_notice"):
         return False
     if getattr(fn, "__module__", "") != module.__name__:
         return False
@@ -141,6 +149,17 @@ def _calls(warehouse: str) -> dict[str, tuple[Any, ...]]:
     }
 
 
+def _label_calls(warehouse: str) -> dict[str, tuple[Any, ...]]:
+    """The Label page's queries (dashboard/labelling.py), one call each."""
+    return {
+        "queue": (warehouse, "S1"),
+        "similar": (warehouse, "d" * 32, 0.8),
+        "people": (warehouse, ("m1", "m2")),
+        "crop_stats": (warehouse,),
+        "head_reports": (warehouse,),
+    }
+
+
 def test_every_dashboard_query_runs_on_a_warehouse_of_marts_only(
     recording: _Recording, tmp_path: Path
 ) -> None:
@@ -154,16 +173,33 @@ def test_every_dashboard_query_runs_on_a_warehouse_of_marts_only(
         before = len(recording.seen)
         getattr(queries, name)(*args)
         assert len(recording.seen) > before, f"{name} ran no SQL"
+    from dashboard import labelling
+
+    label_calls = _label_calls(warehouse)
+    label_readers = {  # the cached reads (progress_path & co. take the warehouse too)
+        n for n, fn in vars(labelling).items()
+        if _is_query(labelling, n, fn) and hasattr(fn, "clear")
+    }  # fmt: skip
+    assert label_readers == set(label_calls), "a Label query without a call in _label_calls()"
+    for name, args in label_calls.items():
+        before = len(recording.seen)
+        getattr(labelling, name)(*args)
+        assert len(recording.seen) > before, f"{name} ran no SQL"
     queries.write_review(
         warehouse, media_id="m", detection_id="d", category="animal", label="kudu",
         is_false_positive=False, reviewer="test",
     )  # fmt: skip
+    group = [queries.Review("m", f"d{i}", "animal", "eland") for i in range(3)]
+    undone = queries.write_reviews(warehouse, group, reviewer="test")
+    queries.undo_reviews(warehouse, undone)
     queries.stale_marts_notice(warehouse)
 
     failed = [(sql, exc) for sql, exc in recording.seen if exc is not None]
     assert not failed, failed
     writes = [sql for sql, _ in recording.seen if not READ.match(sql)]
-    assert len(writes) == 1 and INSERT_REVIEW.match(writes[0]), writes
+    assert len(writes) == 7, writes  # 1 + a group of 3 inserted, then those 3 undone
+    assert all(INSERT_REVIEW.match(w) for w in writes[:4]), writes
+    assert all(UNDO_REVIEW.match(w) for w in writes[4:]), writes
     assert recording.review.execute("select label from review.labels").fetchall() == [("kudu",)]
 
 
@@ -221,7 +257,9 @@ def test_no_dashboard_module_names_a_relation_outside_the_marts() -> None:
                 schema, name = match.group(2).lower(), match.group(3).lower()
                 if schema == "marts":
                     continue
-                if (schema, name) == ("review", "labels") and INSERT_REVIEW.match(text):
+                if (schema, name) == ("review", "labels") and (
+                    INSERT_REVIEW.match(text) or UNDO_REVIEW.match(text)
+                ):
                     continue
                 outside.append((path.name, lineno, match.group(0)))
     assert not outside, outside

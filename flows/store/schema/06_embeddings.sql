@@ -10,3 +10,8 @@ create table if not exists raw.crop_embeddings (
     embedded_at       timestamp not null,
     primary key (media_id, crop_key, embedder)
 );
+
+-- A short random projection of the embedding (models_ml.similarity.sketch), for the Label
+-- page's similar-crop search; added after the table first shipped, filled in by
+-- `trapflow embed` (flows/pipeline/embed.py) for rows written before it.
+alter table raw.crop_embeddings add column if not exists sketch float[128];
