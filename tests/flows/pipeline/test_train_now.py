@@ -1,4 +1,4 @@
-""""Train now" end to end on the sample run: the labels people gave (the sample's camtrapR XMP
+""" "Train now" end to end on the sample run: the labels people gave (the sample's camtrapR XMP
 tags, then reviews written as the Label page writes them) -> crops embedded once and cached
 -> a head fitted from the cache, registered, its report in the warehouse -> every stored
 photo re-labelled from cached embeddings -> marts rebuilt with the labels counted."""
@@ -106,7 +106,8 @@ def test_train_now_trains_from_the_cache_relabels_and_counts(
     assert third["from_cache"] == third["relabelled_photos"] > 0  # no photo read again
     reports = query(wh, "select model_id from marts.fct_head_reports order by report_rank")
     assert [r[0] for r in reports] == ["species_head@2", "species_head@1"]
-    assert "Sun Bear" in query(wh, "select labels from marts.fct_head_reports where is_latest")[0][0]
+    latest = query(wh, "select labels from marts.fct_head_reports where is_latest")[0][0]
+    assert "Sun Bear" in latest
     counted = query(wh, "select sum(events) from marts.fct_daily_population "
                         "where label = 'Sun Bear'")[0][0]  # fmt: skip
     assert counted and counted > 0
