@@ -20,9 +20,9 @@ if not queries.has_marts(wh):
     st.stop()
 
 with st.sidebar:
-    st.header("Label")
+    st.header("Labelling")
     site = st.selectbox("Site", ["(any)", *queries.sites(wh)], key="lb_site")
-    min_sim = st.slider("Group crops at least this alike", 0.5, 0.99, 0.8, 0.01, key="lb_sim")
+    min_sim = st.slider("Group crops at least this alike", 0.5, 0.99, 0.75, 0.01, key="lb_sim")
     group_max = st.slider("Largest group", 0, 48, 16, 4, key="lb_group_max")
     reviewer = st.text_input("Reviewer", value="biologist", key="lb_reviewer")
     blur = st.toggle("Blur people", value=True, key="lb_blur") if auth.is_ranger() else True
@@ -58,7 +58,7 @@ def _training() -> None:
                 f"Trained {done['model_id']}: held-out accuracy {done['accuracy']:.2f} "
                 f"(baseline {done['baseline_accuracy']:.2f}) on {done['n_validation']} crops; "
                 f"{done['relabelled_photos']} photos re-labelled, marts rebuilt.",
-                icon="✅",
+                icon=":material/check_circle:",
             )
         else:
             st.info(
@@ -66,7 +66,7 @@ def _training() -> None:
                 icon=":material/info:",
             )
     elif status == "failed":
-        st.error(f"Train now failed: {state.get('error', '')}", icon="⚠️")
+        st.error(f"Train now failed: {state.get('error', '')}", icon=":material/warning:")
 
 
 # ---------------------------------------------------------------- actions
