@@ -48,6 +48,31 @@ def _unit(rng: np.random.Generator, n: int) -> np.ndarray:
     return x / np.linalg.norm(x, axis=1, keepdims=True)
 
 
+def classified_crops(
+    con: duckdb.DuckDBPyConnection, animal_id: str
+) -> tuple[int, list[str], list[str]]:
+    """(photos, media id and crop key of every crop the species stage would classify): the
+    one rule, ``models_ml.classifier.classification_targets``, over the stored boxes."""
+    rows = con.execute(
+        "select m.media_id, d.detection_id, d.category, d.confidence, d.bbox_x, d.bbox_y,"
+        " d.bbox_w, d.bbox_h, d.model_name, d.model_version from raw.media m "
+        "left join raw.detections d using (media_id) order by m.media_id, d.detection_id"
+    ).fetchall()
+    by_media: dict[str, list[tuple]] = {}
+    for row in rows:
+        by_media.setdefault(row[0], []).append(row)
+    keys_m, keys_k = [], []
+    for media_id, found in by_media.items():
+        dets = [Detection(r[2], r[2], r[3], BBox(r[4], r[5], r[6], r[7]),
+                          f"{r[8]}@{r[9]}") for r in found if r[1]]  # fmt: skip
+        ids_ = [r[1] for r in found if r[1]]
+        for t in classification_targets(dets, 0.2, animal_id):
+            whole = t.box is WHOLE_FRAME or t.detection is None
+            keys_m.append(media_id)
+            keys_k.append(WHOLE_FRAME_KEY if whole else ids_[t.detection])
+    return len(by_media), keys_m, keys_k
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--detections", type=int, default=100_000)
@@ -71,25 +96,9 @@ def main() -> None:
         register_head(model_dir, "species_head", "1", head, out / "labels.txt")
 
         with duckdb.connect(str(wh)) as con:
-            media = con.execute(
-                "select m.media_id, d.detection_id, d.category, d.confidence, d.bbox_x, d.bbox_y,"
-                " d.bbox_w, d.bbox_h, d.model_name, d.model_version from raw.media m "
-                "left join raw.detections d using (media_id) order by m.media_id, d.detection_id"
-            ).fetchall()
             manifest = load_manifest()
-            animal_id, embedder_id = manifest[ANIMAL].model_id, manifest[EMBEDDER].model_id
-            by_media: dict[str, list[tuple]] = {}
-            for row in media:
-                by_media.setdefault(row[0], []).append(row)
-            keys_m, keys_k = [], []
-            for media_id, rows in by_media.items():
-                dets = [Detection(r[2], r[2], r[3], BBox(r[4], r[5], r[6], r[7]),
-                                  f"{r[8]}@{r[9]}") for r in rows if r[1]]  # fmt: skip
-                ids_ = [r[1] for r in rows if r[1]]
-                for t in classification_targets(dets, 0.2, animal_id):
-                    whole = t.box is WHOLE_FRAME or t.detection is None
-                    keys_m.append(media_id)
-                    keys_k.append(WHOLE_FRAME_KEY if whole else ids_[t.detection])
+            embedder_id = manifest[EMBEDDER].model_id
+            photos, keys_m, keys_k = classified_crops(con, manifest[ANIMAL].model_id)
             emb = _unit(rng, len(keys_k))
             table = pa.table({
                 "media_id": keys_m, "crop_key": keys_k, "embedder": [embedder_id] * len(keys_k),
@@ -98,7 +107,7 @@ def main() -> None:
                 "embedded_at": pa.array([0] * len(keys_k), type=pa.timestamp("us")),
             })  # fmt: skip
             con.register("_emb", table)
-            con.execute("insert into raw.crop_embeddings select * from _emb")
+            con.execute("insert into raw.crop_embeddings by name select * from _emb")
         settings = load_settings(
             warehouse=str(wh), model_dir=str(model_dir), build_marts=False, geofence_file=None
         )
@@ -110,7 +119,7 @@ def main() -> None:
         session.run(None, {session.get_inputs()[0].name: emb})
         head_s = time.perf_counter() - t0
     print(json.dumps({
-        "photos": len(by_media), "crops": len(keys_k), "relabelled": result.photos,
+        "photos": photos, "crops": len(keys_k), "relabelled": result.photos,
         "from_cache": result.from_cache, "unreadable": len(result.unreadable),
         "classifications": result.classifications, "relabel_s": round(relabel_s, 2),
         "head_s": round(head_s, 3), "ratio": round(relabel_s / head_s, 1),

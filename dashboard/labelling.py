@@ -1,11 +1,12 @@
 """The Label page's queries (marts only, through dashboard/queries.py's read-only reads) and
 its "train now" process.
 
-* :func:`queue`: marts.fct_label_queue, one unlabelled box per burst, least certain first;
-* :func:`similar`: the unlabelled crops most like one box. The sketches
-  (models_ml/similarity.py, 128 floats) pick ``CANDIDATES`` candidates fast, then the full
-  embeddings rank and threshold them (``list_cosine_similarity``), so what the page shows
-  is exact;
+* :func:`screen`: the next box of marts.fct_label_queue (one unlabelled box per burst, least
+  certain first) and the unlabelled crops most like it, by the cosine similarity of their
+  cached embeddings as their sketches estimate it (models_ml/similarity.py: 128 floats, the
+  estimate within ~0.04 of the exact figure near the page's threshold). Ranking on the full
+  1280-d vectors, even only the top candidates, reads every embedding of the warehouse
+  (~75 ms at 100k crops, bench/label_loop.py); the person looking at the crops is the check;
 * :func:`head_reports`: the newest head's held-out report and the one before it;
 * :func:`start_training` / :func:`training_state`: ``trapflow train-now`` as a process of its
   own (a Prefect flow run), its progress read from a JSON file beside the warehouse.
@@ -19,7 +20,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import pandas as pd
 import streamlit as st
@@ -27,55 +28,69 @@ import streamlit as st
 from dashboard.queries import TTL_S, _read, _read_all
 
 REPO = Path(__file__).resolve().parents[1]
-CANDIDATES = 8  # sketch candidates per crop shown: ranked again on the full embeddings
+
+
+class Screen(NamedTuple):
+    """What one screen of the Label page shows."""
+
+    head: pd.DataFrame  # the box asked about (one row; none: nothing left), with its file
+    open_bursts: int  # bursts nobody has labelled (of the site)
+    group: pd.DataFrame  # the unlabelled crops most like it, most alike first
+    stats: pd.DataFrame  # boxes, searchable (a sketch), labelled
+
+
+_HEAD = (
+    "with q as (select *, count(*) over () as open_bursts from marts.fct_label_queue "
+    "where (? is null or site_id = ?) order by queue_rank limit ?) "
+    "select q.queue_rank, q.detection_id, q.media_id, q.site_id, q.camera_id, q.burst_id, "
+    "q.label, q.label_source, q.confidence, q.classifier_label, q.classifier_probability, "
+    "q.uncertainty, q.bbox_x, q.bbox_y, q.bbox_w, q.bbox_h, q.captured_at, m.source_uri, "
+    "m.file_path, q.open_bursts from q join marts.dim_media as m using (media_id) "
+    "order by q.queue_rank"
+)
+_GROUP = (
+    "with target as (select detection_id, embedder, sketch from marts.fct_label_crops "
+    "where detection_id = ? and sketch is not null), "
+    "near as (select c.detection_id, c.media_id, c.burst_id, c.label, c.bbox_x, c.bbox_y, "
+    "c.bbox_w, c.bbox_h, array_inner_product(c.sketch, (select sketch from target)) "
+    "as similarity from marts.fct_label_crops as c "
+    "where c.embedder = (select embedder from target) and not c.is_labelled "
+    "and c.detection_id != ? order by similarity desc, c.detection_id limit ?) "
+    "select near.*, m.source_uri, m.file_path from near join marts.dim_media as m "
+    "using (media_id) where near.similarity >= ? order by near.similarity desc, "
+    "near.detection_id"
+)
+_STATS = (
+    "select count(*) as boxes, count(sketch) as searchable, "
+    "count(*) filter (where is_labelled) as labelled from marts.fct_label_crops"
+)
 
 
 @st.cache_data(ttl=TTL_S, show_spinner=False)
-def queue(warehouse: str, site: str | None, limit: int = 50) -> tuple[pd.DataFrame, int]:
-    """(the next ``limit`` boxes to label, in queue order, with their photo's file; how many
-    bursts are open)."""
-    where, params = ("where q.site_id = ?", [site]) if site else ("", [])
-    head, count = _read_all(
-        warehouse,
-        [
-            (
-                "select q.queue_rank, q.detection_id, q.media_id, q.site_id, q.camera_id, "
-                "q.burst_id, q.label, q.label_source, q.confidence, q.classifier_label, "
-                "q.classifier_probability, q.uncertainty, q.bbox_x, q.bbox_y, q.bbox_w, "
-                "q.bbox_h, q.captured_at, m.source_uri, m.file_path "
-                "from marts.fct_label_queue as q join marts.dim_media as m using (media_id) "
-                f"{where} order by q.queue_rank limit ?",
-                [*params, limit],
-            ),
-            (f"select count(*) as n from marts.fct_label_queue as q {where}", params),
-        ],
-    )
-    return head, int(count["n"].iloc[0]) if not count.empty else 0
+def screen(
+    warehouse: str,
+    site: str | None,
+    skipped: tuple[str, ...],
+    min_similarity: float,
+    limit: int = 16,
+) -> Screen:
+    """The queue's next box (not ``skipped``), how many bursts are open, its group (the
+    unlabelled crops whose estimated cosine similarity is >= ``min_similarity``; empty when
+    the box has no cached embedding or ``limit`` is 0) and the counts, on one connection:
+    one label costs one write and one read (bench/label_loop.py)."""
 
+    def group_of(frames: list[pd.DataFrame]) -> list[tuple[str, list[Any]]]:
+        heads = frames[0]
+        todo = heads[~heads["detection_id"].isin(skipped)] if not heads.empty else heads
+        head = str(todo["detection_id"].iloc[0]) if not todo.empty else ""
+        return [(_GROUP, [head, head, limit, min_similarity]), (_STATS, [])]
 
-@st.cache_data(ttl=TTL_S, show_spinner=False)
-def similar(
-    warehouse: str, detection_id: str, min_similarity: float, limit: int = 16
-) -> pd.DataFrame:
-    """The unlabelled crops most like ``detection_id``'s (cosine similarity of the cached
-    embeddings >= ``min_similarity``), most alike first, with their photo's file; empty
-    when the box has no cached embedding."""
-    return _read(
-        warehouse,
-        "with target as (select embedder, sketch, embedding from marts.fct_label_crops "
-        "where detection_id = ? and sketch is not null order by embedder limit 1), "
-        "candidates as (select c.detection_id, c.media_id, c.burst_id, c.label, c.bbox_x, "
-        "c.bbox_y, c.bbox_w, c.bbox_h, c.embedding from marts.fct_label_crops as c, target "
-        "as t where c.embedder = t.embedder and not c.is_labelled and c.detection_id != ? "
-        "order by array_inner_product(c.sketch, t.sketch) desc limit ?), "
-        "scored as (select c.*, list_cosine_similarity(c.embedding, t.embedding) as "
-        "similarity from candidates as c, target as t) "
-        "select s.detection_id, s.media_id, s.burst_id, s.label, s.bbox_x, s.bbox_y, s.bbox_w, "
-        "s.bbox_h, s.similarity, m.source_uri, m.file_path from scored as s "
-        "join marts.dim_media as m using (media_id) where s.similarity >= ? "
-        "order by s.similarity desc, s.detection_id limit ?",
-        [detection_id, detection_id, limit * CANDIDATES, min_similarity, limit],
+    heads, group, stats = _read_all(
+        warehouse, [(_HEAD, [site, site, len(skipped) + 1])], then=group_of
     )
+    todo = heads[~heads["detection_id"].isin(skipped)] if not heads.empty else heads
+    open_bursts = int(heads["open_bursts"].iloc[0]) if not heads.empty else 0
+    return Screen(todo.head(1), open_bursts, group, stats)
 
 
 @st.cache_data(ttl=TTL_S, show_spinner=False)
@@ -86,18 +101,6 @@ def people(warehouse: str, media_ids: tuple[str, ...]) -> pd.DataFrame:
         "select media_id, bbox_x, bbox_y, bbox_w, bbox_h from marts.fct_detections "
         "where category = 'person' and media_id in (select unnest(?::varchar[]))",
         [list(media_ids)],
-    )
-
-
-@st.cache_data(ttl=TTL_S, show_spinner=False)
-def crop_stats(warehouse: str) -> pd.DataFrame:
-    """How many animal boxes there are, how many can be grouped (a cached embedding and
-    sketch) and how many carry a human label."""
-    return _read(
-        warehouse,
-        "select count(distinct detection_id) as boxes, count(distinct detection_id) "
-        "filter (where sketch is not null) as searchable, count(distinct detection_id) "
-        "filter (where is_labelled) as labelled from marts.fct_label_crops",
     )
 
 
@@ -115,7 +118,7 @@ def head_reports(warehouse: str) -> pd.DataFrame:
 
 def clear() -> None:
     """Forget this page's cached reads (after a label, an undo or a training)."""
-    for fn in (queue, similar, crop_stats, head_reports):
+    for fn in (screen, people, head_reports):
         fn.clear()
 
 

@@ -77,14 +77,23 @@ def _read(warehouse: str, sql: str, params: list[Any] | None = None) -> pd.DataF
     return _read_all(warehouse, [(sql, params or [])])[0]
 
 
-def _read_all(warehouse: str, statements: list[tuple[str, list[Any]]]) -> list[pd.DataFrame]:
+Statements = list[tuple[str, list[Any]]]
+
+
+def _read_all(
+    warehouse: str,
+    statements: Statements,
+    then: Callable[[list[pd.DataFrame]], Statements] | None = None,
+) -> list[pd.DataFrame]:
     """Run queries on one fresh read-only connection (opening one costs ~50 ms on a large file).
-    A missing file or table gives empty frames; a lock retries, then serves the last result."""
+    ``then`` makes more statements from the first ones' results, run on the same connection
+    (their frames follow). A missing file or table gives empty frames; a lock retries, then
+    serves the last result."""
     global _busy_until
     path = Path(warehouse)
     if not path.exists():
         return [pd.DataFrame() for _ in statements]
-    key = (warehouse, repr(statements))
+    key = (warehouse, repr(statements) + repr(getattr(then, "__qualname__", None)))
     # after one read gave up, the others of the same page try once instead of waiting again
     wait = 0.0 if time.monotonic() < _busy_until else READ_WAIT_S
     deadline = time.monotonic() + wait
@@ -100,12 +109,17 @@ def _read_all(warehouse: str, statements: list[tuple[str, list[Any]]]) -> list[p
                     path, read_only=True, config={"python_enable_replacements": False}
                 ) as con,
             ):
-                frames = []
+                frames: list[pd.DataFrame] = []
                 for sql, params in statements:
                     try:
                         frames.append(con.execute(sql, params).df())
                     except duckdb.CatalogException:
                         frames.append(pd.DataFrame())  # not built yet (no run, or no marts)
+                for sql, params in then(frames) if then is not None else []:
+                    try:
+                        frames.append(con.execute(sql, params).df())
+                    except duckdb.CatalogException:
+                        frames.append(pd.DataFrame())
             if len(_last_good) >= 512:
                 _last_good.pop(next(iter(_last_good)))
             _last_good[key] = frames

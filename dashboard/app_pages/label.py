@@ -35,7 +35,6 @@ with st.sidebar:
 # ---------------------------------------------------------------- train now
 
 
-@st.fragment(run_every=1.0)
 def _training() -> None:
     """The last train now: progress while it runs; at its end the page reads anew."""
     state = labelling.training_state(wh)
@@ -128,7 +127,7 @@ def _train() -> None:
     if labelling.training_state(wh).get("status") in ("starting", "running"):
         return
     labelling.start_training(wh)
-    st.session_state["lb_training"] = True
+    st.session_state["lb_training"] = True  # the page reruns now, and polls while it runs
 
 
 # ---------------------------------------------------------------- the page
@@ -160,14 +159,16 @@ def _report(col: Any, report: pd.Series, title: str) -> None:
     col.dataframe(labelling.confusion(report), width="stretch")
 
 
-_training()
+# polls every second while a training runs (a fragment: only this part reruns), else not at all
+_running = labelling.training_state(wh).get("status") in ("starting", "running")
+st.fragment(run_every=1.0 if _running else None)(_training)()
 if said := st.session_state.pop("lb_said", None):
     st.toast(said)
 
-head, open_bursts = labelling.queue(wh, None if site == "(any)" else str(site))
-skipped = st.session_state.get("lb_skipped", set())
-todo = head[~head["detection_id"].isin(skipped)] if not head.empty else head
-stats = queries.load(labelling.crop_stats, wh)
+todo, open_bursts, group, stats = labelling.screen(
+    wh, None if site == "(any)" else str(site),
+    tuple(sorted(st.session_state.get("lb_skipped", set()))), float(min_sim), group_max,
+)  # fmt: skip
 names = [n for n in queries.labels(wh, "animal") if n.lower() not in ("animal", "unidentified")]
 
 top = st.columns([3, 1, 1])
@@ -184,18 +185,13 @@ top[0].caption(
 top[1].button("Undo", key="lb_undo_btn", shortcut="Z", on_click=_undo, width="stretch")
 top[2].button(
     "Train now", key="lb_train", shortcut="T", on_click=_train, type="primary", width="stretch",
-    disabled=labelling.training_state(wh).get("status") in ("starting", "running"),
+    disabled=_running,
 )  # fmt: skip
 
 if todo.empty:
     st.success("Nothing left to label here: every burst has a label. Train now to use them.")
 else:
     item = todo.iloc[0]
-    group = (
-        queries.load(labelling.similar, wh, str(item["detection_id"]), float(min_sim), group_max)
-        if group_max
-        else pd.DataFrame()
-    )
     crowd = _people(tuple({str(item["media_id"]), *map(str, group.get("media_id", []))}))
     left, right = st.columns([3, 2])
     with left:

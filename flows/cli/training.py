@@ -107,3 +107,7 @@ def embed_cmd(warehouse: WarehouseOpt = None) -> None:
     )
     for path, reason in result.unreadable[:5]:
         err.print(f"[yellow]warning:[/] {path}: cannot be read again ({reason}); left out")
+    if settings.build_marts and (result.crops or result.sketched):
+        from flows.cli.labels import _build
+
+        _build(settings)  # the Label page groups the crops of the marts' last build

@@ -46,14 +46,17 @@ def test_label_a_group_undo_train_now_and_population_shows_it(
     from flows.pipeline.embed import embed_stored
     from flows.settings import load_settings
     from flows.store import open_store
+    from flows.store.dbt import run_dbt
 
-    # the sample run had no species head, so nothing is cached: embed once, as `trapflow embed`
+    # the sample run had no species head, so nothing is cached: embed once and rebuild the
+    # marts, as `trapflow embed` does
     source = tmp_path / "source.duckdb"
     shutil.copy2(sample_run["warehouse"], source)
     model_dir = tmp_path / "models"  # the head trained here stays out of the other tests
     shutil.copytree(trapflow_env["TRAPFLOW_MODEL_DIR"], model_dir)
     settings = load_settings(warehouse=source, model_dir=model_dir)
     assert embed_stored(settings, open_store(settings)).crops > 0
+    run_dbt(settings, "build", store=open_store(settings))  # as `trapflow embed` does
     ARTIFACTS.mkdir(exist_ok=True)
     with (
         _streamlit(source, tmp_path, TRAPFLOW_MODEL_DIR=str(model_dir)) as url,

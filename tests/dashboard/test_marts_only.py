@@ -152,10 +152,8 @@ def _calls(warehouse: str) -> dict[str, tuple[Any, ...]]:
 def _label_calls(warehouse: str) -> dict[str, tuple[Any, ...]]:
     """The Label page's queries (dashboard/labelling.py), one call each."""
     return {
-        "queue": (warehouse, "S1"),
-        "similar": (warehouse, "d" * 32, 0.8),
+        "screen": (warehouse, "S1", ("d1",), 0.8),
         "people": (warehouse, ("m1", "m2")),
-        "crop_stats": (warehouse,),
         "head_reports": (warehouse,),
     }
 

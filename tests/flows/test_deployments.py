@@ -108,6 +108,7 @@ def test_deploy_and_run_through_a_worker(pulled_models, camtrap_dir, tmp_path):
         _prefect(env, "work-pool", "create", "trapflow", "--type", "process")
         out = _prefect(env, "--no-prompt", "deploy", "--all")
         assert "ingest/ingest" in out and "refresh-marts/nightly" in out
+        assert "train-now/train-now" in out  # deployed (no schedule: the Label page runs it)
         _prefect(env, "deployment", "run", "ingest/ingest")
         _prefect(env, "worker", "start", "--pool", "trapflow", "--run-once", timeout=300)
         rows = query(warehouse, "select status, images_processed from raw.runs")

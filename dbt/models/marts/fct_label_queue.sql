@@ -1,22 +1,31 @@
 {#- What the Label page asks a person next, ordered to learn fastest: one box per burst that
-    nobody has labelled (no box and no photo of the burst carries a human label), the box the
-    current head is least sure of (highest uncertainty; before any head, the clearest animal:
-    highest detector confidence). queue_rank 1 is asked first. A VIEW: labelling a box (or a
-    similar crop of another burst) takes its burst out at once. -#}
+    nobody has labelled (no photo of the burst carries a human label), the box the current head
+    is least sure of (before any head, the clearest animal); queue_rank ascending is asked
+    first. The ranking is the last build's (int_label_crops: burst_rank, queue_order); this
+    VIEW drops, live, the bursts labelled since, so a label takes its burst (and the bursts of
+    the similar crops labelled with it) out at once. -#}
 {{ config(materialized='view') }}
 
 with
 
 crops as (
-    select * from {{ ref('fct_label_crops') }}
+    select * from {{ ref('int_label_crops') }}
+),
+
+labelled_media as (
+    select distinct media_id from {{ ref('int_human_labels') }}
 ),
 
 labelled_bursts as (
-    select distinct burst_id from crops where is_labelled
+    select distinct crops.burst_id
+    from crops
+    inner join labelled_media
+        on crops.media_id = labelled_media.media_id
 ),
 
-open_boxes as (
-    select distinct on (detection_id)
+final as (
+    select
+        queue_order as queue_rank,
         detection_id,
         media_id,
         site_id,
@@ -34,25 +43,9 @@ open_boxes as (
         uncertainty,
         captured_at
     from crops
-    where burst_id not in (select burst_id from labelled_bursts)
-    order by detection_id
-),
-
-one_per_burst as (
-    select *
-    from open_boxes
-    qualify row_number() over (
-        partition by burst_id order by uncertainty desc, confidence desc, detection_id
-    ) = 1
-),
-
-final as (
-    select
-        row_number() over (
-            order by uncertainty desc, confidence desc, detection_id
-        ) as queue_rank,
-        *
-    from one_per_burst
+    where
+        burst_rank = 1
+        and burst_id not in (select burst_id from labelled_bursts)
 )
 
 select * from final

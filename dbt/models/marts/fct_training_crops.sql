@@ -54,13 +54,7 @@ from_boxes as (
         coalesce(own.embedder, whole.embedder) as embedder,
         coalesce(own.embedding, whole.embedding) as embedding
     from box_labels
-    left join embeddings as own
-        on box_labels.detection_id = own.detection_id
-    left join embeddings as whole
-        on
-            box_labels.media_id = whole.media_id
-            and whole.is_whole_frame
-            and own.media_id is null
+    {{ box_crop_embedding_joins('box_labels', 'embeddings') }}
 ),
 
 from_images as (

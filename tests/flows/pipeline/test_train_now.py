@@ -121,3 +121,25 @@ def test_train_now_without_labels_says_what_to_do(labelled: dict[str, Any]) -> N
         con.execute("delete from raw.media_labels")
     with pytest.raises(UserError, match="label some on the Label page"):
         train_now(labelled["settings"], labelled["store"])
+
+
+def test_embed_and_train_now_commands(labelled: dict[str, Any], tmp_path: Path) -> None:
+    """`trapflow embed` caches, rebuilds the marts so every box can be grouped, and adds
+    nothing the second time; `trapflow train-now` on a folder with no warehouse is one line."""
+    from typer.testing import CliRunner
+
+    from flows.cli import app
+
+    runner = CliRunner()
+    wh = str(labelled["warehouse"])
+    first = runner.invoke(app, ["embed", "--warehouse", wh])
+    assert first.exit_code == 0, first.output
+    assert "crops of" in first.output and "marts rebuilt" in first.output
+    searchable = query(labelled["warehouse"], "select count(sketch), count(*) from "
+                                              "marts.fct_label_crops")[0]  # fmt: skip
+    assert searchable[0] == searchable[1] > 0  # every animal box can be grouped now
+    again = runner.invoke(app, ["embed", "--warehouse", wh])
+    assert again.exit_code == 0 and ": 0 crops of 0 photos" in again.output, again.output
+    missing = runner.invoke(app, ["train-now", "--warehouse", str(tmp_path / "none.duckdb")])
+    assert missing.exit_code != 0
+    assert "no warehouse at" in missing.output and "Traceback" not in missing.output
