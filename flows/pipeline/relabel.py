@@ -21,6 +21,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from flows.errors import UserError
 from flows.pipeline.context import batch_context
 from flows.pipeline.discovery import read_file
@@ -78,13 +80,21 @@ def _cached_embeddings(
         return {}
     out: dict[str, dict[str, Any]] = {}
     with store.reading() as con:
-        rows = con.execute(
+        table = con.execute(
             "select media_id, crop_key, embedding from raw.crop_embeddings "
             "where embedder = ? and media_id in (select unnest(?))",
             [classifier.embedder_id, media_ids],
-        ).fetchall()
-    for media_id, key, emb in rows:
-        out.setdefault(str(media_id), {})[str(key)] = emb
+        ).to_arrow_table()
+    if table is None or not table.num_rows:
+        return out
+    # the vectors as numpy rows (views of one array), not 1,280 Python floats each
+    lists = table.column("embedding").combine_chunks()
+    values = lists.flatten().to_numpy(zero_copy_only=False).astype(np.float32, copy=False)
+    offsets = lists.offsets.to_numpy()
+    for i, (media_id, key) in enumerate(
+        zip(table.column("media_id").to_pylist(), table.column("crop_key").to_pylist(), strict=True)
+    ):
+        out.setdefault(str(media_id), {})[str(key)] = values[offsets[i] : offsets[i + 1]]
     return out
 
 
@@ -93,7 +103,7 @@ def relabel(
     store: Store,
     *,
     progress: Callable[[int, int], None] | None = None,
-    batch: int = 64,
+    flush_rows: int = 20_000,
 ) -> RelabelResult:
     """Classify every stored photo the species head has not classified yet."""
     if not settings.species_model:
@@ -153,7 +163,9 @@ def relabel(
         done += 1
         if progress is not None:
             progress(done, len(by_media))
-        if len(new_cls) >= batch * 3:
+        # one load per ~20k rows: a load's transaction costs ~20 ms whatever its size, and
+        # embeddings read from pixels (5 KB each) go sooner
+        if len(new_cls) >= flush_rows or len(new_emb) >= 512:
             flush()
     flush()
     result.seconds = time.perf_counter() - t0
