@@ -67,12 +67,16 @@ def embedder_id(settings: Settings) -> str:
 
 
 def fill_sketches(store: Store, batch: int = 4096) -> int:
-    """Give every cached embedding without a sketch its sketch (warehouse only: a lake's
-    raw tables are read-only views, and its rows are written with their sketch)."""
-    if store.lake:
-        return 0
+    """Give every cached embedding without a sketch its sketch (a table only: a lake's raw
+    tables are read-only views over its files, whose rows are written with their sketch)."""
     done = 0
     with store.writing() as con:
+        kind = con.execute(
+            "select table_type from information_schema.tables "
+            "where table_schema = 'raw' and table_name = 'crop_embeddings'"
+        ).fetchone()
+        if not kind or kind[0] != "BASE TABLE":  # a lake's view over its files: read-only
+            return 0
         while True:
             todo = con.execute(
                 "select media_id, crop_key, embedder, embedding from raw.crop_embeddings "
