@@ -80,10 +80,10 @@ def _cached_embeddings(
         return {}
     out: dict[str, dict[str, Any]] = {}
     with store.reading() as con:
-        table = con.execute(
+        table = con.sql(
             "select media_id, crop_key, embedding from raw.crop_embeddings "
-            "where embedder = ? and media_id in (select unnest(?))",
-            [classifier.embedder_id, media_ids],
+            "where embedder = ? and media_id in (select unnest(?::varchar[]))",
+            params=[classifier.embedder_id, media_ids],
         ).to_arrow_table()
     if table is None or not table.num_rows:
         return out
