@@ -224,3 +224,42 @@ def test_dashboard_marts_match_raw_and_say_when_they_are_behind(warehouse):
         at.switch_page(page).run()
         notices = [i.value for i in at.info if "older than the newest ingest" in i.value]
         assert len(notices) == 1 and "`trapflow marts`" in notices[0], (page, notices)
+
+
+def test_label_page_marks_not_an_animal_and_undoes_it(warehouse):
+    """The Label page in Streamlit's test harness, before anything is embedded (no group):
+    "Not an animal" writes one false-positive review of the asked box, which leaves the
+    queue; Undo removes the row again and the box is asked again."""
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.run()
+    at.switch_page("app_pages/label.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    first = query(
+        warehouse, "select detection_id from marts.fct_label_queue order by queue_rank limit 1"
+    )[0][0]
+    assert any("no cached embedding" in c.value for c in at.caption), "no group without a cache"
+    at.button(key="lb_fp").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    rows = query(warehouse, "select detection_id, is_false_positive from review.labels")
+    assert rows == [(first, True)]
+    ((asked,),) = query(
+        warehouse, "select count(*) from marts.fct_label_queue where detection_id = ?", [first]
+    )
+    assert asked == 0  # its burst left the queue at once (a view)
+    at.button(key="lb_undo_btn").click().run()
+    assert query(warehouse, "select count(*) from review.labels") == [(0,)]
+    assert query(
+        warehouse, "select detection_id from marts.fct_label_queue order by queue_rank limit 1"
+    ) == [(first,)]
+
+
+def test_label_page_says_what_to_do_before_any_marts(tmp_path, monkeypatch):
+    monkeypatch.setenv("TRAPFLOW_WAREHOUSE", str(tmp_path / "none.duckdb"))
+    from dashboard import queries
+
+    queries.st.cache_data.clear()
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.run()
+    at.switch_page("app_pages/label.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert any("trapflow run" in i.value for i in at.info)
