@@ -3,14 +3,17 @@ ecologists keep them (flows/pipeline/labels.py, docs/training.md)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 import typer
 from rich.table import Table
 
 from flows.cli._app import WarehouseOpt, app, console, err, fail, fail_from, import_app, user_errors
 from flows.settings import Settings, load_settings
+
+T = TypeVar("T")
 
 labels_app = typer.Typer(help="Human labels that came with the photos or from a file.")
 app.add_typer(labels_app, name="labels")
@@ -117,10 +120,11 @@ def relabel_cmd(warehouse: WarehouseOpt = None) -> None:
     relabel_and_build(load_settings(warehouse=warehouse))
 
 
-def relabel_and_build(settings: Settings) -> None:
+def on_stored_photos(settings: Settings, description: str, job: Callable[..., T]) -> T:
+    """``job(settings, store, progress=...)`` on the warehouse's stored photos, with a progress
+    bar; no warehouse, or a user's mistake, is one line (relabel, embed)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
-    from flows.pipeline.relabel import relabel
     from flows.store import open_store
 
     store = open_store(settings)
@@ -131,12 +135,18 @@ def relabel_and_build(settings: Settings) -> None:
             "[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
             TimeRemainingColumn(), console=err, transient=True,
         ) as bar:  # fmt: skip
-            task = bar.add_task("re-label", total=None)
-            result = relabel(
+            task = bar.add_task(description, total=None)
+            return job(
                 settings, store, progress=lambda d, t: bar.update(task, completed=d, total=t)
             )
     except user_errors() as exc:
         raise fail_from(exc) from None
+
+
+def relabel_and_build(settings: Settings) -> None:
+    from flows.pipeline.relabel import relabel
+
+    result = on_stored_photos(settings, "re-label", relabel)
     console.print(
         f"{result.model_id}: {result.photos} photos re-labelled ({result.from_cache} from cached "
         f"embeddings, not read again), {result.classifications} labels in {result.seconds:.1f} s"

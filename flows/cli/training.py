@@ -81,26 +81,11 @@ def train_now_cmd(
 def embed_cmd(warehouse: WarehouseOpt = None) -> None:
     """Cache the crop embeddings of every stored photo (no re-detection), so the Label page
     can group similar crops and "train now" need not read the photos."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
-
+    from flows.cli.labels import _build, on_stored_photos
     from flows.pipeline.embed import embed_stored
-    from flows.store import open_store
 
     settings = load_settings(warehouse=warehouse)
-    store = open_store(settings)
-    if not store.exists():
-        raise fail(f"no warehouse at {settings.warehouse_path}: run 'trapflow run' first")
-    try:
-        with Progress(
-            "[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
-            TimeRemainingColumn(), console=err, transient=True,
-        ) as bar:  # fmt: skip
-            task = bar.add_task("embed", total=None)
-            result = embed_stored(
-                settings, store, progress=lambda d, t: bar.update(task, completed=d, total=t)
-            )
-    except user_errors() as exc:
-        raise fail_from(exc) from None
+    result = on_stored_photos(settings, "embed", embed_stored)
     console.print(
         f"{result.embedder}: {result.crops} crops of {result.photos} photos embedded, "
         f"{result.sketched} older ones sketched, in {result.seconds:.1f} s"
@@ -108,6 +93,4 @@ def embed_cmd(warehouse: WarehouseOpt = None) -> None:
     for path, reason in result.unreadable[:5]:
         err.print(f"[yellow]warning:[/] {path}: cannot be read again ({reason}); left out")
     if settings.build_marts and (result.crops or result.sketched):
-        from flows.cli.labels import _build
-
         _build(settings)  # the Label page groups the crops of the marts' last build

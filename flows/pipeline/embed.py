@@ -27,7 +27,7 @@ from flows.pipeline.context import batch_context, configured_manifest
 from flows.pipeline.discovery import read_file
 from flows.pipeline.inference import crop_key
 from flows.pipeline.models import ensure_models
-from flows.pipeline.relabel import stored_boxes
+from flows.pipeline.relabel import stored_boxes, stored_photos
 from flows.settings import Settings
 from flows.store import Store, ids, rows
 from models_ml import ImageRejected, decode_rgb, open_image
@@ -37,18 +37,6 @@ from models_ml.similarity import SKETCH_DIM, sketch
 from models_ml.training_data import EMBEDDER, l2_normalise
 
 __all__ = ["EmbedResult", "embed_stored", "embedder_id", "fill_sketches"]
-
-_TODO = """
-    select m.media_id, m.source_uri, m.file_path, m.site_id,
-           d.detection_id, d.model_name, d.model_version, d.category, d.label, d.confidence,
-           d.bbox_x, d.bbox_y, d.bbox_w, d.bbox_h
-    from raw.media m
-    left join raw.detections d on d.media_id = m.media_id
-    where m.media_type = 'image'
-      and m.media_id not in (select media_id from raw.crop_embeddings where embedder = ?)
-      and (? or m.media_id in (select unnest(?::varchar[])))
-    order by m.media_id, d.detection_id
-"""
 
 
 @dataclass
@@ -117,13 +105,12 @@ def embed_stored(
         ensure_models(settings, [EMBEDDER])
     result = EmbedResult(spec.model_id)
     result.sketched = fill_sketches(store)
-    with store.reading() as con:
-        todo = con.execute(
-            _TODO, [spec.model_id, media_ids is None, list(media_ids or [])]
-        ).fetchall()
-    by_media: dict[str, list[tuple[Any, ...]]] = {}
-    for row in todo:
-        by_media.setdefault(str(row[0]), []).append(row)
+    by_media = stored_photos(
+        store,
+        "m.media_id not in (select media_id from raw.crop_embeddings where embedder = ?) "
+        "and (? or m.media_id in (select unnest(?::varchar[])))",
+        [spec.model_id, media_ids is None, list(media_ids or [])],
+    )
     if not by_media:
         result.seconds = time.perf_counter() - t0
         return result

@@ -33,19 +33,30 @@ from models_ml import ImageRejected, decode_rgb, open_image
 from models_ml._types import BBox, Detection
 from models_ml.classifier import EmbeddingHeadClassifier, classification_targets
 
-__all__ = ["RelabelResult", "relabel", "stored_boxes"]
+__all__ = ["RelabelResult", "relabel", "stored_boxes", "stored_photos"]
 
-_TODO = """
+_STORED = """
     select m.media_id, m.source_uri, m.file_path, m.site_id,
            d.detection_id, d.model_name, d.model_version, d.category, d.label, d.confidence,
            d.bbox_x, d.bbox_y, d.bbox_w, d.bbox_h
     from raw.media m
     left join raw.detections d on d.media_id = m.media_id and d.model_name != ?
-    where m.media_type = 'image'
-      and m.media_id not in (
-          select media_id from raw.classifications where model_name = ? and model_version = ?)
+    where m.media_type = 'image' and ({todo})
     order by m.media_id, d.detection_id
 """
+
+
+def stored_photos(
+    store: Store, todo: str, params: list[Any], skip_model: str = ""
+) -> dict[str, list[tuple[Any, ...]]]:
+    """The stored stills ``todo`` (an SQL condition on ``m``, raw.media) picks, each with its
+    stored boxes but those of ``skip_model`` (rows as :func:`stored_boxes` reads them)."""
+    with store.reading() as con:
+        rows = con.execute(_STORED.format(todo=todo), [skip_model, *params]).fetchall()
+    by_media: dict[str, list[tuple[Any, ...]]] = {}
+    for row in rows:
+        by_media.setdefault(str(row[0]), []).append(row)
+    return by_media
 
 
 @dataclass
@@ -116,11 +127,13 @@ def relabel(
     if ctx.classifier is None:  # pragma: no cover - species_model is set
         raise UserError("the species stage is off (species_model = '')")
     name, _, version = ctx.classifier.model_id.partition("@")
-    with store.reading() as con:
-        rows = con.execute(_TODO, [name, name, version]).fetchall()
-    by_media: dict[str, list[tuple[Any, ...]]] = {}
-    for row in rows:
-        by_media.setdefault(str(row[0]), []).append(row)
+    by_media = stored_photos(
+        store,
+        "m.media_id not in (select media_id from raw.classifications "
+        "where model_name = ? and model_version = ?)",
+        [name, version],
+        skip_model=name,  # its own whole-frame boxes
+    )
     cache = _cached_embeddings(store, ctx.classifier, list(by_media))
     result = RelabelResult(ctx.classifier.model_id)
     done = 0

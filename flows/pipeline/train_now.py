@@ -33,6 +33,7 @@ import numpy as np
 from flows.errors import UserError
 from flows.pipeline.embed import EmbedResult, embed_stored, embedder_id
 from flows.pipeline.relabel import RelabelResult, relabel
+from flows.pipeline.training import has_mart
 from flows.settings import Settings, load_settings
 from flows.store import Store
 from models_ml import training
@@ -63,14 +64,9 @@ def _config(settings: Settings) -> TrainingConfig:
     )
 
 
-def _has_view(store: Store, name: str) -> bool:
+def _marts_ready(store: Store) -> bool:
     with store.reading() as con:
-        row = con.execute(
-            "select count(*) from information_schema.tables "
-            "where table_schema = 'marts' and table_name = ?",
-            [name],
-        ).fetchone()
-    return bool(row and row[0])
+        return has_mart(con, "fct_training_crops")
 
 
 def training_examples(store: Store, embedder: str, split: str = "burst") -> Examples:
@@ -128,7 +124,7 @@ def train_now(
     """Embed what is missing, fit, register, record, re-label, rebuild (see the module)."""
     t0 = time.perf_counter()
     say: Progress = progress or (lambda step, done, total: None)
-    if not store.exists() or not _has_view(store, "fct_training_crops"):
+    if not store.exists() or not _marts_ready(store):
         raise UserError(
             f"no marts in {settings.warehouse_path} yet: run 'trapflow run' (or 'trapflow "
             "marts'), label some photos, then train"

@@ -34,10 +34,12 @@ _REVIEWED = """
 """
 
 
-def _has_reviews_mart(con: duckdb.DuckDBPyConnection) -> bool:
+def has_mart(con: duckdb.DuckDBPyConnection, name: str) -> bool:
+    """Whether the marts hold ``name`` (a warehouse built before it was added does not)."""
     row = con.execute(
         "select count(*) from information_schema.tables "
-        "where table_schema = 'marts' and table_name = 'fct_label_reviews'"
+        "where table_schema = 'marts' and table_name = ?",
+        [name],
     ).fetchone()
     return bool(row and row[0])
 
@@ -63,7 +65,7 @@ def reviewed_labels(warehouse: Path) -> list[LabelledImage]:
         raise TrainingDataError(f"warehouse {warehouse} not found; check --warehouse")
     try:
         with _warehouse.connect(Path(warehouse), read_only=True) as con:
-            if not _has_reviews_mart(con):
+            if not has_mart(con, "fct_label_reviews"):
                 if _has_reviews(con):
                     raise TrainingDataError(
                         f"the warehouse {warehouse} has reviews but no marts yet: run "
