@@ -16,7 +16,7 @@ import os
 import tomllib
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -35,6 +35,9 @@ from pydantic_settings import (
 )
 
 from flows.errors import UserError
+
+if TYPE_CHECKING:
+    from flows.store.station_tables import CTOptions
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DBT_PROJECT_FILE = REPO_ROOT / "dbt" / "dbt_project.yml"
@@ -273,8 +276,46 @@ class Settings(BaseSettings):
     # Population marts (docs/marts.md; each is a dbt var)
     deployments_csv: Path | None = Field(
         default=None,
-        description="Camtrap DP-like deployments.csv loaded before the marts are built; "
-        "without it, deployments are inferred from the images.",
+        description="Station table loaded before the marts are built: a camtrapR CTtable or "
+        "a Camtrap DP-like deployments.csv; without it, deployments are inferred from the images.",
+    )
+    # How to read a camtrapR CTtable (cameraOperation's arguments; docs/effort.md)
+    station_date_format: str = Field(
+        default="ymd",
+        description="Setup/retrieval/problem format: lubridate orders (dmy, 'ymd HM') or "
+        "strptime (%d/%m/%Y); with an hour, effort is exact, else setup/retrieval are at 12:00.",
+    )
+    station_column: str = Field(default="Station", description="CTtable station column.")
+    station_camera_column: str | None = Field(
+        default=None,
+        description="CTtable camera column (camtrapR cameraCol); none: one per station.",
+    )
+    station_session_column: str | None = Field(
+        default=None, description="CTtable session column (camtrapR sessionCol)."
+    )
+    station_setup_column: str = Field(default="Setup_date", description="CTtable setup column.")
+    station_retrieval_column: str = Field(
+        default="Retrieval_date", description="CTtable retrieval column."
+    )
+    station_x_column: str | None = Field(
+        default=None, description="CTtable x / longitude column (e.g. utm_x)."
+    )
+    station_y_column: str | None = Field(
+        default=None, description="CTtable y / latitude column (e.g. utm_y)."
+    )
+    station_crs: str = Field(
+        default="EPSG:4326", description="CRS of the CTtable's x/y (e.g. EPSG:32650 for UTM 50N)."
+    )
+    station_timezone: str | None = Field(
+        default=None, description="IANA time zone of every station (e.g. Asia/Kuching)."
+    )
+    station_timezone_column: str | None = Field(
+        default=None, description="CTtable column with each station's IANA time zone."
+    )
+    time_shift_table: Path | None = Field(
+        default=None,
+        description="camtrapR timeShiftTable CSV (Station, camera, timeshift, sign) loaded "
+        "before the marts are built.",
     )
     independence_minutes: float = Field(
         default_factory=_dbt_default("independence_minutes"),
@@ -438,6 +479,24 @@ class Settings(BaseSettings):
             self.ocr_model, self.behaviour_model,
         ]  # fmt: skip
         return [n for n in names if n]
+
+    def station_table_options(self) -> CTOptions:
+        """How to read this run's camtrapR CTtable (flows/store/station_tables.py)."""
+        from flows.store.station_tables import CTOptions
+
+        return CTOptions(
+            date_format=self.station_date_format,
+            station_column=self.station_column,
+            camera_column=self.station_camera_column,
+            session_column=self.station_session_column,
+            setup_column=self.station_setup_column,
+            retrieval_column=self.station_retrieval_column,
+            x_column=self.station_x_column,
+            y_column=self.station_y_column,
+            crs=self.station_crs,
+            timezone=self.station_timezone,
+            timezone_column=self.station_timezone_column,
+        )
 
     def dbt_vars(self) -> dict[str, object]:
         """Every var dbt_project.yml declares, from these settings (``dbt --vars``): the marts

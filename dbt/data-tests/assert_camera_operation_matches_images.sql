@@ -1,5 +1,6 @@
--- A camera is working (1) on every day it took an image that sits in a deployment, and the
--- site's trap-nights in fct_daily_population equal the working cameras of fct_camera_operation.
+-- No day is inferred down (no images) on which the camera took an image that sits in a
+-- deployment, and the site's trap-nights in fct_daily_population equal the summed effort of
+-- fct_camera_operation.
 
 with
 
@@ -9,31 +10,29 @@ operation as (
 
 image_days as (
     select distinct
-        site_id,
-        camera_id,
+        deployment_id,
         captured_on
     from {{ ref('int_media_deployed') }}
 ),
 
-not_working_on_image_days as (
+down_on_image_days as (
     select
-        image_days.site_id,
-        image_days.camera_id,
-        image_days.captured_on as day,
-        'image on a day not marked working' as problem
+        operation.site_id,
+        operation.camera_id,
+        operation.day,
+        'inferred down on a day with images' as problem
     from image_days
-    left join operation
-        on image_days.site_id = operation.site_id
-        and image_days.camera_id = operation.camera_id
+    inner join operation
+        on image_days.deployment_id = operation.deployment_id
         and image_days.captured_on = operation.day
-    where operation.is_operational is distinct from 1
+    where operation.is_downtime_inferred
 ),
 
 site_effort as (
     select
         site_id,
         day,
-        nullif(sum(is_operational), 0) as trap_nights
+        nullif(sum(effort), 0) as trap_nights
     from operation
     group by site_id, day
 ),
@@ -48,9 +47,9 @@ effort_mismatch as (
     left join site_effort
         on population.site_id = site_effort.site_id
         and population.captured_on = site_effort.day
-    where population.trap_nights is distinct from site_effort.trap_nights
+    where abs(coalesce(population.trap_nights, -1) - coalesce(site_effort.trap_nights, -1)) > 1e-9
 )
 
-select * from not_working_on_image_days
+select * from down_on_image_days
 union all
 select * from effort_mismatch

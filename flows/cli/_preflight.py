@@ -44,7 +44,7 @@ def check_deployments(settings: Settings) -> None:
         return
     from flows.store.deployments import read_deployments_csv
 
-    read_deployments_csv(Path(settings.deployments_csv))
+    read_deployments_csv(Path(settings.deployments_csv), settings.station_table_options())
 
 
 def check_warehouse(settings: Settings, say: Callable[[str], None] | None = None) -> None:

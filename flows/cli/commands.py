@@ -10,6 +10,7 @@ trapflow alerts test | list | deliver                            (flows/cli/aler
 trapflow export mdjson | camtrapdp | csv | images; import mdjson (flows/cli/formats.py)
 trapflow import labels CSV | labels conflicts | relabel          (flows/cli/labels.py)
 trapflow train-now | embed                                       (flows/cli/training.py)
+trapflow import stations CSV | timeshifts CSV                    (flows/cli/stations.py)
 
 The app, its options, consoles and error policy are in flows/cli/_app.py; the Prefect
 servers it starts in flows/cli/_server.py; the checks before a run in flows/cli/_preflight.py.
@@ -30,6 +31,7 @@ from flows.cli import alerts as _alerts  # noqa: F401
 from flows.cli import formats as _formats  # noqa: F401
 from flows.cli import labels as _labels  # noqa: F401
 from flows.cli import training as _training  # noqa: F401
+from flows.cli import stations as _stations  # noqa: F401
 from flows.cli._app import app
 
 __all__ = ["app", "main"]

@@ -13,6 +13,7 @@ from flows.pipeline.intake import outside_link_rows
 from flows.settings import Settings
 from flows.store import Store
 from flows.store.deployments import DeploymentsFileError, load_deployments_csv
+from flows.store.time_shifts import load_time_shifts
 from flows.tasks._retry import STORE_RETRY_DELAYS_S, retry_on_io
 
 IO_RETRIES: dict[str, Any] = {
@@ -46,23 +47,30 @@ def close_run(store: Store, run_id: str, values: dict[str, Any]) -> None:
 
 @task(**IO_RETRIES)
 def load_deployments(settings: Settings, store: Store) -> bool:
-    """Load deployments.csv (if configured) into raw.deployments; True when it changed rows.
+    """Load the station table and time-shift table (when configured); True when rows changed.
 
-    A bad file or bad rows are logged with what to fix; they never stop the run.
+    A bad table is logged as one line with what to fix; nothing of it is loaded, the previous
+    load stays in force, and the run goes on.
     """
-    if settings.deployments_csv is None:
-        return False
     logger = get_run_logger()
-    try:
-        with store.writing() as con:
-            loaded = load_deployments_csv(con, settings.deployments_csv)
-    except DeploymentsFileError as exc:
-        logger.error("%s Deployments are inferred from the images meanwhile.", exc)
-        return False
-    for message in loaded.errors:
-        logger.warning(message)
-    logger.info("deployments: %d of %d rows from %s", loaded.loaded, loaded.rows, loaded.path)
-    return loaded.changed
+    changed = False
+    for path, load in (
+        (settings.deployments_csv, lambda con, p: load_deployments_csv(
+            con, p, settings.station_table_options())),
+        (settings.time_shift_table, load_time_shifts),
+    ):  # fmt: skip
+        if path is None:
+            continue
+        try:
+            with store.writing() as con:
+                loaded = load(con, path)
+        except DeploymentsFileError as exc:
+            logger.error("%s The previous load stays in force.", exc)
+            continue
+        logger.info("%s: %d rows loaded%s", loaded.path, loaded.loaded,
+                    " (changed)" if loaded.changed else "")  # fmt: skip
+        changed = changed or loaded.changed
+    return changed
 
 
 @task(**IO_RETRIES)

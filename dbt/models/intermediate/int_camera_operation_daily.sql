@@ -1,8 +1,17 @@
-{#- Camera operation per site x camera x day (camtrapR cameraOperation, inferred from images):
-    1 = working, 0 = down, null = not deployed that day. Between consecutive images of a
-    deployment (and, for deployments.csv rows, between its start or end and the nearest image)
-    a gap longer than camera_down_gap_days makes the whole days strictly in between 0. Days with
-    images, and setup/retrieval days, count as full days. -#}
+{#- Camera operation per site x camera x day (camtrapR >= 2.1 cameraOperation, by camera):
+    effort = the fraction of the day the camera was working, null = not deployed that day.
+
+    - The effort window is the deployment's (int_deployments_unioned: a setup or retrieval
+      given as a date alone is at 12:00, so that day counts 0.5).
+    - Problem periods (int_deployment_problems) are taken off, to the second; a day wholly in
+      a problem is 0 (down_reason 'problem').
+    - Where the station table lists no problem columns (deployments.csv, a CTtable without
+      ProblemX columns, deployments inferred from images) downtime is inferred from trigger
+      silence: a gap between consecutive images (or between the effort window's start or end
+      and the nearest image) longer than camera_down_gap_days makes the whole days strictly in
+      between 0, flagged is_downtime_inferred (down_reason 'no_images').
+    - An inferred deployment counts whole days from its first to its last image day.
+    Two deployments of one camera on one day (retrieval and a new setup) add up. -#}
 {%- set s = population_settings() -%}
 
 with
@@ -11,31 +20,34 @@ deployments as (
     select * from {{ ref('int_deployments_unioned') }}
 ),
 
+problems as (
+    select * from {{ ref('int_deployment_problems') }}
+),
+
 media as (
     select * from {{ ref('int_media_deployed') }}
 ),
 
 points as (
     select
-        deployment_id,
-        camera_captured_at as point_at
+        media.deployment_id,
+        media.captured_at as point_at
     from media
+    inner join deployments
+        on media.deployment_id = deployments.deployment_id
+    where not deployments.problems_listed
 
     union all
 
-    select
-        deployment_id,
-        deployment_start as point_at
+    select deployment_id, effort_start as point_at
     from deployments
-    where not is_inferred
+    where not is_inferred and not problems_listed
 
     union all
 
-    select
-        deployment_id,
-        deployment_end as point_at
+    select deployment_id, effort_end as point_at
     from deployments
-    where not is_inferred
+    where not is_inferred and not problems_listed
 ),
 
 gaps as (
@@ -46,7 +58,7 @@ gaps as (
     from points
 ),
 
-down_spans as (
+silent_spans as (
     select
         deployment_id,
         cast(previous_at as date) + 1 as down_from,
@@ -64,25 +76,81 @@ deployment_days as (
         deployments.site_id,
         deployments.camera_id,
         deployments.is_inferred,
-        cast(day_at as date) as operation_on
+        deployments.effort_start,
+        deployments.effort_end,
+        cast(day_at as date) as operation_on,
+        cast(day_at as timestamp) as day_start,
+        cast(day_at as timestamp) + interval 1 day as day_end
     from deployments,
         unnest(generate_series(
-            cast(deployments.deployment_start as date),
-            cast(deployments.deployment_end as date),
+            cast(deployments.effort_start as date),
+            cast(deployments.effort_end - interval 1 microsecond as date),
             interval 1 day
         )) as days (day_at)
+    where deployments.effort_end > deployments.effort_start
+),
+
+problem_share as (
+    select
+        deployment_days.deployment_id,
+        deployment_days.operation_on,
+        sum(greatest(
+            epoch_us(least(deployment_days.day_end, problems.down_to))
+            - epoch_us(greatest(deployment_days.day_start, problems.down_from)),
+            0
+        )) / 86400000000.0 as down_share
+    from deployment_days
+    inner join problems
+        on deployment_days.deployment_id = problems.deployment_id
+        and problems.down_from < deployment_days.day_end
+        and problems.down_to > deployment_days.day_start
+    group by all
 ),
 
 deployed as (
     select
-        deployment_days.*,
-        case when exists (
-            select 1 from down_spans
+        deployment_days.deployment_id,
+        deployment_days.site_id,
+        deployment_days.camera_id,
+        deployment_days.is_inferred,
+        deployment_days.operation_on,
+        (epoch_us(least(deployment_days.day_end, deployment_days.effort_end))
+            - epoch_us(greatest(deployment_days.day_start, deployment_days.effort_start))
+        ) / 86400000000.0 as window_share,
+        coalesce(problem_share.down_share, 0) as down_share,
+        exists (
+            select 1 from silent_spans
             where
-                down_spans.deployment_id = deployment_days.deployment_id
-                and deployment_days.operation_on between down_spans.down_from and down_spans.down_to
-        ) then 0 else 1 end as is_operational
+                silent_spans.deployment_id = deployment_days.deployment_id
+                and deployment_days.operation_on
+                    between silent_spans.down_from and silent_spans.down_to
+        ) as is_silent
     from deployment_days
+    left join problem_share
+        on deployment_days.deployment_id = problem_share.deployment_id
+        and deployment_days.operation_on = problem_share.operation_on
+),
+
+scored as (
+    select
+        *,
+        case when is_silent then 0.0
+            else round(greatest(window_share - down_share, 0), 6) end as effort
+    from deployed
+),
+
+per_camera_day as (
+    select
+        site_id,
+        camera_id,
+        operation_on,
+        arg_max(deployment_id, effort) as deployment_id,
+        least(sum(effort), 1.0) as effort,
+        bool_and(is_inferred) as is_inferred,
+        bool_or(is_silent) as is_downtime_inferred,
+        bool_or(down_share > 0) as has_problem
+    from scored
+    group by site_id, camera_id, operation_on
 ),
 
 camera_days as (
@@ -92,7 +160,11 @@ camera_days as (
         camera_id,
         cast(day_at as date) as operation_on
     from (
-        select site_id, camera_id, min(deployment_start) as first_at, max(deployment_end) as last_at
+        select
+            site_id,
+            camera_id,
+            min(effort_start) as first_at,
+            max(effort_end - interval 1 microsecond) as last_at
         from deployments
         group by site_id, camera_id
     ) as spans,
@@ -105,19 +177,22 @@ final as (
     select
         camera_days.site_id,
         camera_days.camera_id,
-        deployed.deployment_id,
+        per_camera_day.deployment_id,
         camera_days.operation_on,
-        deployed.is_operational,
-        coalesce(deployed.is_inferred, false) as is_inferred
+        per_camera_day.effort,
+        case when per_camera_day.effort is null then null
+            when per_camera_day.effort > 0 then 1 else 0 end as is_operational,
+        coalesce(per_camera_day.is_inferred, false) as is_inferred,
+        coalesce(per_camera_day.is_downtime_inferred, false) as is_downtime_inferred,
+        case
+            when per_camera_day.is_downtime_inferred then 'no_images'
+            when per_camera_day.has_problem then 'problem'
+        end as down_reason
     from camera_days
-    left join deployed
-        on camera_days.site_id = deployed.site_id
-        and camera_days.camera_id = deployed.camera_id
-        and camera_days.operation_on = deployed.operation_on
-    qualify row_number() over (
-        partition by camera_days.site_id, camera_days.camera_id, camera_days.operation_on
-        order by deployed.is_operational desc nulls last
-    ) = 1
+    left join per_camera_day
+        on camera_days.site_id = per_camera_day.site_id
+        and camera_days.camera_id = per_camera_day.camera_id
+        and camera_days.operation_on = per_camera_day.operation_on
 )
 
 select * from final

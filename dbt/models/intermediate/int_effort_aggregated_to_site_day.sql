@@ -1,5 +1,7 @@
-{#- Effort per site x day: trap_nights = cameras working that day (sum of is_operational);
-    null when no camera was working (not deployed, or every deployed camera down). -#}
+{#- Effort per site x day: trap_nights = the cameras' effort that day summed (fractional:
+    camtrapR >= 2.1's half days on setup and retrieval, problem periods taken off; cameras of a
+    site count independently, camtrapR camerasIndependent = TRUE); null when no camera was
+    working (not deployed, or every deployed camera down). -#}
 
 with
 
@@ -11,8 +13,8 @@ per_site_day as (
     select
         site_id,
         operation_on,
-        count(is_operational) as cameras_deployed,
-        sum(is_operational) as cameras_working
+        count(effort) as cameras_deployed,
+        sum(effort) as effort
     from operation
     group by site_id, operation_on
 )
@@ -21,6 +23,6 @@ select
     site_id,
     operation_on,
     cameras_deployed,
-    cast(nullif(cameras_working, 0) as double) as trap_nights
+    cast(nullif(effort, 0) as double) as trap_nights
 from per_site_day
 where cameras_deployed > 0

@@ -10,11 +10,16 @@ renamed as (
         deployment_id,
         site_id,
         camera_id,
+        session_id,
 
         ----------  where
         latitude,
         longitude,
+        station_x,
+        station_y,
+        station_crs,
         utc_offset,
+        timezone,
 
         ----------  clock
         coalesce(clock_offset_s, 0) as clock_offset_s,
@@ -26,6 +31,9 @@ renamed as (
         ----------  timestamps (camera-local)
         deployment_start,
         deployment_end,
+        coalesce(start_is_date, false) as start_is_date,
+        coalesce(end_is_date, false) as end_is_date,
+        coalesce(problems_listed, false) as problems_listed,
         loaded_at
 
     from source
