@@ -583,8 +583,8 @@ def marts_freshness(warehouse: str) -> pd.DataFrame:
     were ingested since (empty before the first build)."""
     return _read(
         warehouse,
-        "select built_at, built_through_at, latest_ingested_at, media_since_build, is_stale "
-        "from marts.marts_freshness",
+        "select built_at, built_through_at, latest_ingested_at, media_since_build, "
+        "station_tables_changed, is_stale from marts.marts_freshness",
     )
 
 
@@ -601,8 +601,10 @@ def stale_marts_notice(warehouse: str) -> None:
     row = df.iloc[0]
     new = int(row["media_since_build"])
     what = f"{new} image{'s' if new != 1 else ''} ingested" if new else "new detections"
+    if bool(row["station_tables_changed"]) and not new:
+        what = "the station tables (deployments, problem periods or clock shifts) changed"
     st.info(
-        f"The marts are older than the newest ingest: {what} since they were built "
+        f"The marts are out of date: {what} since they were built "
         f"({row['built_at']:%Y-%m-%d %H:%M} UTC), so counts, charts and queues do not include "
         "them yet. Refresh them with `trapflow marts`.",
         icon="🕒",

@@ -55,3 +55,21 @@
     {%- do parts.append('cls>=' ~ s.classification_threshold) -%}
     {{ return(parts | join(';') | replace("'", "''")) }}
 {%- endmacro %}
+
+{#- A fingerprint of what the station tables say (deployments, problem periods, clock shifts):
+    marts_build keeps the one its build saw, marts_freshness compares it with now, so a changed
+    problem period says "stale" until the marts are rebuilt. -#}
+{% macro station_tables_state() -%}
+    (select md5(coalesce(string_agg(row_text, '|' order by row_text), '')) from (
+        select concat_ws(',', 'd', deployment_id, site_id, camera_id, deployment_start,
+            deployment_end, start_is_date, end_is_date, latitude, longitude, timezone,
+            utc_offset, clock_offset_s) as row_text
+        from {{ ref('stg_pipeline__deployments') }}
+        union all
+        select concat_ws(',', 'p', deployment_id, problem_number, problem_from, problem_to)
+        from {{ ref('stg_pipeline__deployment_problems') }}
+        union all
+        select concat_ws(',', 's', site_id, camera_id, shift_months, shift_days, shift_micros)
+        from {{ ref('int_clock_shifts') }}
+    ))
+{%- endmacro %}

@@ -211,7 +211,7 @@ def test_dashboard_marts_match_raw_and_say_when_they_are_behind(warehouse):
 
     at = AppTest.from_file(APP, default_timeout=60)
     at.run()
-    assert not [i.value for i in at.info if "older than the newest ingest" in i.value]
+    assert not [i.value for i in at.info if "The marts are out of date" in i.value]
     with duckdb.connect(str(warehouse)) as con:  # an ingest after the build
         con.execute(
             "insert into raw.media select * replace (md5(media_id) || md5(media_id) as media_id, "
@@ -222,7 +222,7 @@ def test_dashboard_marts_match_raw_and_say_when_they_are_behind(warehouse):
     queries.st.cache_data.clear()
     for page in PAGES:
         at.switch_page(page).run()
-        notices = [i.value for i in at.info if "older than the newest ingest" in i.value]
+        notices = [i.value for i in at.info if "The marts are out of date" in i.value]
         assert len(notices) == 1 and "`trapflow marts`" in notices[0], (page, notices)
 
 
