@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from flows.access.privacy import generalise, sensitive_sites
 from flows.formats.common import (
@@ -88,10 +89,15 @@ def _offset(value: str | None) -> str | None:
     return f"{match[1]}{int(match[2]):02d}:{match[3] or '00'}"
 
 
-def _stamp(value: datetime | None, offset: str) -> str:
+def _stamp(value: datetime | None, offset: str, zone: ZoneInfo | None = None) -> str:
+    """ISO 8601 with an offset: the deployment's IANA zone's offset at that instant (summer
+    time included) when the station table names a zone, else the fixed offset."""
     if value is None:
         return ""
-    return value.replace(microsecond=0).isoformat() + offset
+    value = value.replace(microsecond=0)
+    if zone is not None:
+        return value.replace(tzinfo=zone).isoformat()
+    return value.isoformat() + offset
 
 
 def export_camtrapdp(
@@ -182,13 +188,16 @@ def export_camtrapdp(
     sensitive_deps = {d["deployment_id"] for d in deployments if d["site_id"] in risky_sites}
 
     dep_offset: dict[str, str] = {}
+    dep_zone: dict[str, ZoneInfo] = {
+        d["deployment_id"]: ZoneInfo(d["timezone"]) for d in deployments if d["timezone"]
+    }
     dep_rows = []
     for d in deployments:
         dep = d["deployment_id"]
         offset = _offset(d["utc_offset"])
         if offset is None and media_offsets[dep]:
             offset = media_offsets[dep].most_common(1)[0][0]
-        issues = offset is None
+        issues = offset is None and dep not in dep_zone
         if issues:
             result.timestamp_issues.append(dep)
         dep_offset[dep] = offset or "+00:00"
@@ -212,8 +221,10 @@ def export_camtrapdp(
                 "deploymentID": dep, "locationID": d["site_id"], "locationName": d["site_id"],
                 "latitude": lat, "longitude": lon,
                 "coordinateUncertainty": int(uncertainty) if uncertainty else None,
-                "deploymentStart": _stamp(d["deployment_start"], dep_offset[dep]),
-                "deploymentEnd": _stamp(d["deployment_end"], dep_offset[dep]),
+                # the effort window (a date-only setup is 12:00, camtrapR's rule): a reader
+                # computing effort from these gets the marts' trap-nights
+                "deploymentStart": _stamp(d["effort_start"], dep_offset[dep], dep_zone.get(dep)),
+                "deploymentEnd": _stamp(d["effort_end"], dep_offset[dep], dep_zone.get(dep)),
                 "cameraID": d["camera_id"],
                 "cameraModel": models[dep].most_common(1)[0][0] if models[dep] else None,
                 "timestampIssues": issues,
@@ -238,7 +249,7 @@ def export_camtrapdp(
     media_rows = []
     for m in media_by_id.values():
         offset = _offset(m["utc_offset"]) or dep_offset.get(m["deployment_id"], "+00:00")
-        m["stamp"] = _stamp(m["captured_at"], offset)
+        m["stamp"] = _stamp(m["captured_at"], offset, dep_zone.get(m["deployment_id"]))
         media_rows.append(
             {
                 "mediaID": m["media_id"], "deploymentID": m["deployment_id"],
@@ -307,6 +318,7 @@ def export_camtrapdp(
     result.observations_media = len(obs_rows)
     for e in events:
         offset = dep_offset.get(e["deployment_id"], "+00:00")
+        zone = dep_zone.get(e["deployment_id"])
         human = bool(event_human.get(e["event_id"]))
         by = (
             "; ".join(sorted(set(event_human[e["event_id"]])))
@@ -316,7 +328,8 @@ def export_camtrapdp(
         obs_rows.append(
             _observation(
                 e["event_id"], e["deployment_id"], None, e["event_id"],
-                _stamp(e["event_started_at"], offset), _stamp(e["event_ended_at"], offset),
+                _stamp(e["event_started_at"], offset, zone),
+                _stamp(e["event_ended_at"], offset, zone),
                 "event", e["category"], e["label"], e["max_count"], human, by,
                 None if human else event_prob.get(e["event_id"]),
             )

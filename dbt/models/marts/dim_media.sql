@@ -1,6 +1,9 @@
 {#- One row per media file (SHA-256), with what the counted observations found in it
     (int_observations_per_image: thresholds, review labels, repeat-detection flags, people
-    de-duplicated per image) and the deployment it was placed in. -#}
+    de-duplicated per image) and the deployment it was placed in. captured_at is the corrected
+    time the events use (clock shifts and the deployment's offset: int_media_deployed, else
+    int_media_located's shifted time); camera_captured_at what the camera wrote. latitude and
+    longitude are the image's GPS unless it is a placeholder (int_media_located). -#}
 
 with
 
@@ -14,6 +17,10 @@ observations as (
 
 placed as (
     select * from {{ ref('int_media_deployed') }}
+),
+
+located as (
+    select * from {{ ref('int_media_located') }}
 ),
 
 counts_per_media as (
@@ -40,11 +47,12 @@ final as (
         cast(media.file_path as varchar) as file_path,
 
         ----------  capture
-        cast(media.captured_at as timestamp) as captured_at,
-        cast(media.captured_on as date) as captured_on,
+        cast(coalesce(placed.captured_at, located.captured_at) as timestamp) as captured_at,
+        cast(coalesce(placed.captured_at, located.captured_at) as date) as captured_on,
+        cast(media.captured_at as timestamp) as camera_captured_at,
         cast(media.timestamp_source as varchar) as timestamp_source,
-        cast(media.latitude as double) as latitude,
-        cast(media.longitude as double) as longitude,
+        cast(located.latitude as double) as latitude,
+        cast(located.longitude as double) as longitude,
         cast(media.camera_make as varchar) as camera_make,
         cast(media.camera_model as varchar) as camera_model,
         cast(media.camera_serial as varchar) as camera_serial,
@@ -64,6 +72,8 @@ final as (
         on media.media_id = counts_per_media.media_id
     left join placed
         on media.media_id = placed.media_id
+    left join located
+        on media.media_id = located.media_id
 )
 
 select * from final

@@ -1,6 +1,8 @@
 {#- One row: when the marts were last built and the newest raw data that build saw. Built
     after every table mart (the depends_on below), so a build that fails or skips a table mart
-    leaves the previous row here, and marts_freshness keeps saying the marts are behind. -#}
+    leaves the previous row here, and marts_freshness keeps saying the marts are behind.
+    station_tables_state: a hash of the deployments, problem periods and clock shifts this build
+    used (macros/population_settings.sql). -#}
 -- depends_on: {{ ref('fct_daily_population') }}
 -- depends_on: {{ ref('fct_events') }}
 -- depends_on: {{ ref('fct_camera_operation') }}
@@ -30,6 +32,7 @@ select
     cast(media.media as bigint) as media,
     cast(
         greatest(media.last_ingested_at, detections.last_detected_at) as timestamp
-    ) as built_through_at
+    ) as built_through_at,
+    cast({{ station_tables_state() }} as varchar) as station_tables_state
 from media
 cross join detections

@@ -5,7 +5,8 @@
     it right after a batch is loaded).
 
     place_*: the coordinates of the deployment (deployments.csv) when it has them, else the
-    image's own GPS; (0, 0), which some cameras write without a fix, is never a place. Inferred
+    image's own GPS unless it is a placeholder (int_media_located: (0, 0), which some cameras
+    write without a fix, or one fake value written at several sites) and never (0, 0). Inferred
     deployments (no row in deployments.csv) give no coordinates of their own here: their
     location is the mean of their images' GPS, and the image's own fix is closer. -#}
 {{ config(materialized='view') }}
@@ -24,6 +25,11 @@ deployments as (
     select * from {{ ref('int_deployments_unioned') }}
 ),
 
+gps as (
+    select media_id, latitude as gps_latitude, longitude as gps_longitude
+    from {{ ref('int_media_located') }}
+),
+
 located as (
     select
         media.*,
@@ -36,17 +42,20 @@ located as (
                 and deployments.latitude is not null and deployments.longitude is not null
                 and not (deployments.latitude = 0 and deployments.longitude = 0)
                 then 'deployment'
-            when media.latitude is not null and media.longitude is not null
-                and not (media.latitude = 0 and media.longitude = 0)
+            when gps.gps_latitude is not null and gps.gps_longitude is not null
                 then 'image GPS'
         end as place_source,
         deployments.latitude as deployment_latitude,
-        deployments.longitude as deployment_longitude
+        deployments.longitude as deployment_longitude,
+        gps.gps_latitude,
+        gps.gps_longitude
     from media
     left join placed
         on media.media_id = placed.media_id
     left join deployments
         on placed.deployment_id = deployments.deployment_id
+    left join gps
+        on media.media_id = gps.media_id
 ),
 
 final as (
@@ -68,11 +77,11 @@ final as (
         cast(place_source as varchar) as place_source,
         cast(case place_source
             when 'deployment' then deployment_latitude
-            when 'image GPS' then latitude
+            when 'image GPS' then gps_latitude
         end as double) as place_latitude,
         cast(case place_source
             when 'deployment' then deployment_longitude
-            when 'image GPS' then longitude
+            when 'image GPS' then gps_longitude
         end as double) as place_longitude,
 
         ----------  timestamps (camera-local): the deployment's clock offset added where the
