@@ -181,8 +181,7 @@ def detection_history(
         n_days = max((last[u] - first[u]).days + 1 for u in stations)
         day1_name = "station"
     else:
-        begin = survey_start if start_rule == "survey" else start_rule
-        assert isinstance(begin, date)
+        begin = start_rule if isinstance(start_rule, date) else survey_start
         if not survey_start <= begin <= survey_end:
             raise DetectionHistoryError(
                 f"--day1 {begin.isoformat()} is outside the survey ({survey_start.isoformat()} "
