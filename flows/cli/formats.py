@@ -181,7 +181,7 @@ def export_detection_history(
 
     settings = load_settings(warehouse=warehouse)
     if not settings.warehouse_path.exists():
-        raise fail(f"no warehouse at {settings.warehouse_path}: run 'trapflow run' first", 2)
+        raise fail(f"no warehouse at {settings.warehouse_path}: run 'trapflow run' first")
     try:
         result = _dh.detection_history(
             settings.warehouse_path, species, occasion_days, day1=day1, by=by
