@@ -152,6 +152,57 @@ def export_timeline(
     console.print(f"{out}: {n} clip timelines")
 
 
+@export_app.command("detection-history")
+def export_detection_history(
+    species: Annotated[str, typer.Option("--species", help="The species (a label of the marts).")],
+    occasion_days: Annotated[
+        int, typer.Option("--occasion-days", help="Days per occasion (camtrapR occasionLength).")
+    ] = 7,
+    day1: Annotated[
+        str,
+        typer.Option(
+            "--day1",
+            help="Occasions start at: 'survey' (the first setup of all stations; camtrapR's "
+            "default), 'station' (each station's setup) or a date YYYY-MM-DD.",
+        ),
+    ] = "survey",
+    by: Annotated[
+        str, typer.Option("--by", help="Rows per 'station' (site) or per 'camera'.")
+    ] = "station",
+    output_dir: Annotated[
+        Path, typer.Option("--output-dir", "-o", help="Folder for the two CSV files.")
+    ] = Path("."),
+    warehouse: WarehouseOpt = None,
+) -> None:
+    """camtrapR detectionHistory(): a detection matrix (1/0/NA) and an effort matrix
+    (trap-days per occasion) per station for occupancy models (docs/formats.md)."""
+    from flows.formats import detection_history as _dh
+    from flows.formats.common import ExportError
+
+    settings = load_settings(warehouse=warehouse)
+    if not settings.warehouse_path.exists():
+        raise fail(f"no warehouse at {settings.warehouse_path}: run 'trapflow run' first")
+    try:
+        result = _dh.detection_history(
+            settings.warehouse_path, species, occasion_days, day1=day1, by=by
+        )
+    except ExportError as exc:
+        raise fail(str(exc)) from None
+    except user_errors() as exc:
+        raise fail_from(exc) from None
+    paths = _dh.write_detection_history(result, output_dir)
+    console.print(
+        f"{species}: {len(result.stations)} {by}s x {result.occasions} occasions of "
+        f"{occasion_days} days (day1={result.day1}), {result.detections} with detections; "
+        f"{', '.join(str(p) for p in paths)}"
+    )
+    if result.left_out:
+        err.print(
+            f"[yellow]note:[/] {result.left_out} of {result.records} records fall in no "
+            "occasion (before day1, or no camera working that occasion)"
+        )
+
+
 @export_app.command("images")
 def export_images(
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the copies.")],
