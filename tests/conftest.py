@@ -107,33 +107,29 @@ def _exclusive(lock_file: Path) -> Iterator[None]:
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
-@pytest.fixture(scope="session")
-def sample_run(
-    prefect_harness: None,
-    trapflow_env: dict[str, str],
-    camtrap_dir: Path,
-    tmp_path_factory: pytest.TempPathFactory,
+def _ingested_once(
+    name: str, source: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> dict[str, Any]:
-    """One real ingest of every sample image, with the marts built (shared by many tests).
+    """A real ingest of ``source`` with the marts built, run once per test run.
 
     Under pytest-xdist the first worker that asks runs the ingest; every worker then gets its
     own copy of that warehouse folder (a test may write to it), so the run happens once."""
     from flows.ingest import ingest
 
     if os.environ.get("PYTEST_XDIST_WORKER") is None:
-        warehouse = tmp_path_factory.mktemp("sample") / "warehouse.duckdb"
-        summary = ingest(source=str(camtrap_dir), warehouse=str(warehouse))
+        warehouse = tmp_path_factory.mktemp(name) / "warehouse.duckdb"
+        summary = ingest(source=str(source), warehouse=str(warehouse))
         return {"summary": summary, "warehouse": warehouse}
-    shared = tmp_path_factory.getbasetemp().parent / "sample-run"
+    shared = tmp_path_factory.getbasetemp().parent / f"{name}-run"
     with _exclusive(shared.with_suffix(".lock")):
         if not (shared / "summary.pickle").exists():
-            building = shared.with_name("sample-run.building")
+            building = shared.with_name(f"{name}-run.building")
             shutil.rmtree(building, ignore_errors=True)
             building.mkdir()
-            built = ingest(source=str(camtrap_dir), warehouse=str(building / "warehouse.duckdb"))
+            built = ingest(source=str(source), warehouse=str(building / "warehouse.duckdb"))
             (building / "summary.pickle").write_bytes(pickle.dumps(built))
             building.rename(shared)
-    own = tmp_path_factory.mktemp("sample")
+    own = tmp_path_factory.mktemp(name)
     shutil.copytree(shared, own, dirs_exist_ok=True)
     warehouse = own / "warehouse.duckdb"
     summary = pickle.loads((own / "summary.pickle").read_bytes())  # noqa: S301 (our own worker wrote it)
@@ -141,6 +137,34 @@ def sample_run(
         "summary": dataclasses.replace(summary, warehouse=str(warehouse)),
         "warehouse": warehouse,
     }
+
+
+@pytest.fixture(scope="session")
+def sample_run(
+    prefect_harness: None,
+    trapflow_env: dict[str, str],
+    camtrap_dir: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> dict[str, Any]:
+    """One real ingest of every sample image, with the marts built (shared by many tests)."""
+    return _ingested_once("sample", camtrap_dir, tmp_path_factory)
+
+
+CAMTRAPR_TAGGED = "jniedballa__camtrapR/inst/pictures/sample_images_species_tag"
+
+
+@pytest.fixture(scope="session")
+def camtrapr_run(
+    prefect_harness: None,
+    trapflow_env: dict[str, str],
+    camtrap_dir: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Path:
+    """camtrapR's 41 species-tagged sample photos (StationA-C), ingested and built once; no
+    station table loaded. Copy it before writing (tests of station tables, detection history)."""
+    return Path(
+        _ingested_once("camtrapr", camtrap_dir / CAMTRAPR_TAGGED, tmp_path_factory)["warehouse"]
+    )
 
 
 def query(warehouse: Path, sql: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:

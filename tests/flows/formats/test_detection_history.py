@@ -21,7 +21,6 @@ from typer.testing import CliRunner
 
 from flows.cli import app
 
-TAGGED = "jniedballa__camtrapR/inst/pictures/sample_images_species_tag"
 STEM = "Leopard_Cat__{what}__7_days_per_occasion__first_day_{first}"
 
 pytestmark = pytest.mark.slow
@@ -38,20 +37,14 @@ def _wide_console(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture(scope="module")
 def warehouse(
-    prefect_harness: None,
+    camtrapr_run: Path,
     trapflow_env: dict[str, str],
-    camtrap_dir: Path,
     shared_dir: Path,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Path:
     """The tagged photos ingested (sites StationA-C from their folders), then camtraps.csv."""
-    from flows.ingest import ingest
-
-    root = tmp_path_factory.mktemp("dethist")
-    src = root / "cards"
-    shutil.copytree(camtrap_dir / TAGGED, src)
-    wh = root / "w.duckdb"
-    ingest(source=str(src), warehouse=str(wh))
+    wh = tmp_path_factory.mktemp("dethist") / "w.duckdb"
+    shutil.copy(camtrapr_run, wh)
     table = shared_dir / "data" / "camtrapr" / "camtraps.csv"
     res = CliRunner().invoke(
         app,

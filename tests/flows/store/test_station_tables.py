@@ -25,7 +25,6 @@ from typer.testing import CliRunner
 from flows.cli import app
 
 pytestmark = pytest.mark.timeout(600)
-TAGGED = "jniedballa__camtrapR/inst/pictures/sample_images_species_tag"
 STATIONS = ["--date-format", "dmy", "--x-column", "utm_x", "--y-column", "utm_y",
             "--crs", "EPSG:32650", "--timezone", "Asia/Kuching"]  # fmt: skip
 
@@ -43,23 +42,10 @@ def camtrapr(shared_dir: Path) -> Path:
     return shared_dir / "data" / "camtrapr"
 
 
-@pytest.fixture(scope="module")
-def built(
-    prefect_harness: None, trapflow_env: dict[str, str], camtrap_dir: Path,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Path:  # fmt: skip
-    """camtrapR's 41 tagged photos, ingested and built once."""
-    from flows.ingest import ingest
-
-    warehouse = tmp_path_factory.mktemp("camtrapr") / "warehouse.duckdb"
-    ingest(source=str(camtrap_dir / TAGGED), warehouse=str(warehouse))
-    return warehouse
-
-
 @pytest.fixture
-def warehouse(built: Path, tmp_path: Path) -> Path:
+def warehouse(camtrapr_run: Path, tmp_path: Path) -> Path:
     own = tmp_path / "w.duckdb"
-    shutil.copy(built, own)
+    shutil.copy(camtrapr_run, own)
     return own
 
 
