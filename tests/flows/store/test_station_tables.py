@@ -270,3 +270,37 @@ def test_an_iana_zone_gives_each_instant_its_own_offset() -> None:
     assert _stamp(datetime(2024, 1, 15, 6, 30), "+00:00", berlin) == "2024-01-15T06:30:00+01:00"
     assert _stamp(datetime(2024, 7, 15, 6, 30), "+00:00", berlin) == "2024-07-15T06:30:00+02:00"
     assert _stamp(datetime(2024, 7, 15, 6, 30), "-03:00") == "2024-07-15T06:30:00-03:00"
+
+
+def test_cameras_with_exact_times_give_exact_fractions(warehouse: Path, tmp_path: Path) -> None:
+    """camtrapR with cameraCol and date-times (dateFormat "ymd HM"): per camera, and the exact
+    share of each day: setup at 18:00 is 0.25 of its day, a problem from 06:00 to 18:00 of the
+    next day leaves 0.25 + 0.25. A listed camera with no photos still has effort."""
+    table = tmp_path / "cameras.csv"
+    table.write_text(
+        "Station,Camera,Setup_date,Retrieval_date,Problem1_from,Problem1_to\n"
+        "StationA,StationA,2009-04-02 18:00,2009-05-14 06:00,,\n"
+        "StationA,CamB,2009-04-10 00:00,2009-04-20 12:00,2009-04-12 06:00,2009-04-13 18:00\n",
+        encoding="utf-8",
+    )
+    res = cli("import", "stations", str(table), "--date-format", "ymd HM",
+              "--camera-column", "Camera", "--warehouse", str(warehouse))  # fmt: skip
+    assert res.exit_code == 0, res.output
+    got = dict(rows(warehouse, "select camera_id, trap_nights from marts.dim_deployments "
+                    "where site_id = 'StationA'"))  # fmt: skip
+    assert got == {"StationA": pytest.approx(41.5), "CamB": pytest.approx(9.0)}
+    op = dict(rows(warehouse, "select day, effort from marts.fct_camera_operation "
+                   "where site_id = 'StationA' and camera_id = 'CamB'"))  # fmt: skip
+    assert [op[date(2009, 4, d)] for d in (10, 11, 12, 13, 14, 20)] == [
+        1.0,
+        1.0,
+        0.25,
+        0.25,
+        1.0,
+        0.5,
+    ]
+    # the site's daily trap-nights add its cameras' effort
+    nights = dict(rows(warehouse, "select distinct captured_on, trap_nights from "
+                       "marts.fct_daily_population where site_id = 'StationA'"))  # fmt: skip
+    assert nights[date(2009, 4, 12)] == pytest.approx(1.25)
+    assert nights[date(2009, 4, 2)] == pytest.approx(0.25)
