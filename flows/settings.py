@@ -56,6 +56,7 @@ DBT_VAR_SETTINGS: dict[str, str] = {
     "independence_minutes": "independence_minutes",
     "independence_mode": "independence_mode",
     "camera_down_gap_days": "camera_down_gap_days",
+    "listed_downtime_from_gaps": "listed_downtime_from_gaps",
     "min_effort_trap_nights": "min_effort_trap_nights",
     "trend_period": "trend_period",
     "trend_alpha": "trend_alpha",
@@ -331,6 +332,11 @@ class Settings(BaseSettings):
         default_factory=_dbt_default("camera_down_gap_days"),
         gt=0.0,
         description="Gaps between images longer than this are down days.",
+    )
+    listed_downtime_from_gaps: bool = Field(
+        default_factory=_dbt_default("listed_downtime_from_gaps"),
+        description="Infer down days from image gaps in listed deployments too (where their "
+        "table has no problem columns); camtrapR and Camtrap DP do not.",
     )
     min_effort_trap_nights: float = Field(
         default_factory=_dbt_default("min_effort_trap_nights"),

@@ -14,6 +14,12 @@
             "var trend_period must be 'week' or 'month'; got " ~ period
         ) }}
     {%- endif -%}
+    {%- set listed_gaps = var('listed_downtime_from_gaps') -%}
+    {%- if listed_gaps is not sameas true and listed_gaps is not sameas false -%}
+        {{ exceptions.raise_compiler_error(
+            "var listed_downtime_from_gaps must be true or false; got " ~ listed_gaps
+        ) }}
+    {%- endif -%}
     {%- set numbers = {} -%}
     {%- for name, low, high in [
         ('independence_minutes', 0, none),
@@ -35,6 +41,7 @@
     {%- endfor -%}
     {%- do numbers.update({
         'independence_mode': mode,
+        'listed_downtime_from_gaps': listed_gaps,
         'trend_period': period,
         'person_cue_detector': (var('person_cue_detector') or '') | string,
         'independence_us': (numbers['independence_minutes'] * 60000000) | round | int,

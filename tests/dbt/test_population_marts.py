@@ -171,12 +171,23 @@ def test_deployments_csv_rows_set_effort_clock_and_down_days(tmp_path: Path) -> 
         },
     ]  # fmt: skip
     warehouse = create_warehouse(tmp_path / "warehouse.duckdb", tables)
+    # by default a listed deployment worked from setup to retrieval (camtrapR, Camtrap DP):
+    # the table says when the camera was down, not the silence of its triggers
     assert_built(dbt_build(warehouse, tmp_path))
-    operation = rows(
-        warehouse,
+    sql = (
         "select day, is_operational from marts.fct_camera_operation"
-        " where site_id = 'S1' and camera_id = 'C1' order by 1",
+        " where site_id = 'S1' and camera_id = 'C1' order by 1"
     )
+    operation = rows(warehouse, sql)
+    assert [op for _, op in operation] == [1] * 13
+    assert rows(
+        warehouse,
+        "select trap_nights from marts.fct_daily_population"
+        " where site_id = 'S1' and captured_on = '2024-05-25' and label = 'animal'",
+    ) == [(1.0,)]
+    # listed_downtime_from_gaps: its silence is inferred downtime as for unlisted cameras
+    assert_built(dbt_build(warehouse, tmp_path, "--vars", "{listed_downtime_from_gaps: true}"))
+    operation = rows(warehouse, sql)
     assert operation[0] == (date(2024, 5, 20), 1)  # setup day
     assert [op for day, op in operation if date(2024, 5, 21) <= day <= date(2024, 5, 31)] == [
         0

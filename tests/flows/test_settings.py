@@ -64,6 +64,7 @@ def test_user_values_reach_every_dbt_var(toml: Path) -> None:
         "independence_minutes = 15\n"
         'independence_mode = "last_record"\n'
         "camera_down_gap_days = 3\n"
+        "listed_downtime_from_gaps = true\n"
         "min_effort_trap_nights = 2\n"
         "classification_threshold = 0.7\n"
         'trend_period = "week"\n'
@@ -83,6 +84,7 @@ def test_user_values_reach_every_dbt_var(toml: Path) -> None:
         "independence_minutes": 15,
         "independence_mode": "last_record",
         "camera_down_gap_days": 3,
+        "listed_downtime_from_gaps": True,
         "min_effort_trap_nights": 2,
         "trend_period": "week",
         "trend_alpha": 0.1,

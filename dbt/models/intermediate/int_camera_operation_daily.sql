@@ -5,11 +5,14 @@
       given as a date alone is at 12:00, so that day counts 0.5).
     - Problem periods (int_deployment_problems) are taken off, to the second; a day wholly in
       a problem is 0 (down_reason 'problem').
-    - Where the station table lists no problem columns (deployments.csv, a CTtable without
-      ProblemX columns, deployments inferred from images) downtime is inferred from trigger
-      silence: a gap between consecutive images (or between the effort window's start or end
-      and the nearest image) longer than camera_down_gap_days makes the whole days strictly in
-      between 0, flagged is_downtime_inferred (down_reason 'no_images').
+    - A listed deployment (a station table, deployments.csv, an imported package) worked from
+      setup to retrieval less its problem periods, as camtrapR's cameraOperation and Camtrap
+      DP's effort read it: the table says when the camera was down.
+    - For deployments inferred from images (no table lists the camera) downtime is inferred
+      from trigger silence: a gap between consecutive images longer than camera_down_gap_days
+      makes the whole days strictly in between 0, flagged is_downtime_inferred (down_reason
+      'no_images'). With listed_downtime_from_gaps, the same for listed deployments whose
+      table has no problem columns (the effort window's start and end count as images).
     - An inferred deployment counts whole days from its first to its last image day.
     Two deployments of one camera on one day (retrieval and a new setup) add up. -#}
 {%- set s = population_settings() -%}
@@ -35,19 +38,20 @@ points as (
     from media
     inner join deployments
         on media.deployment_id = deployments.deployment_id
-    where not deployments.problems_listed
+    where deployments.is_inferred
+        or ({{ s.listed_downtime_from_gaps }} and not deployments.problems_listed)
 
     union all
 
     select deployment_id, effort_start as point_at
     from deployments
-    where not is_inferred and not problems_listed
+    where {{ s.listed_downtime_from_gaps }} and not is_inferred and not problems_listed
 
     union all
 
     select deployment_id, effort_end as point_at
     from deployments
-    where not is_inferred and not problems_listed
+    where {{ s.listed_downtime_from_gaps }} and not is_inferred and not problems_listed
 ),
 
 gaps as (
