@@ -1,5 +1,5 @@
-"""``trapflow export ...``, ``trapflow import mdjson`` and ``import camtrapdp``: field formats out and in
-(flows/formats/, docs/formats.md)."""
+"""``trapflow export ...``, ``trapflow import mdjson`` and ``import camtrapdp``: field formats
+out and in (flows/formats/, docs/formats.md)."""
 
 from __future__ import annotations
 

@@ -175,7 +175,7 @@ def _frictionless_errors(files: dict[str, Path], schemas: dict[str, dict[str, An
         ],
     }
     try:
-        report = frictionless.Package(local, basepath=str(directory)).validate()
+        report = frictionless.Package.from_descriptor(local, basepath=str(directory)).validate()
     except frictionless.FrictionlessException as exc:
         return [str(exc.error.note if exc.error else exc)]
     problems = [f"{e.type}: {e.note}" for e in report.errors]
@@ -218,8 +218,7 @@ def _key_errors(files: dict[str, Path]) -> list[str]:
             )
         if rec.get("mediaID") and rec["mediaID"] not in media:
             problems.append(
-                f"observations.csv row {line} field mediaID: {rec['mediaID']!r} is not in "
-                "media.csv"
+                f"observations.csv row {line} field mediaID: {rec['mediaID']!r} is not in media.csv"
             )
     return problems
 

@@ -37,8 +37,10 @@ def _counts(warehouse: Path) -> dict[str, int]:
 def _import(
     warehouse: Path, package: Path, shared_dir: Path, *extra: str
 ) -> Any:  # click.testing.Result
-    env = {"TRAPFLOW_STANDARDS_DIR": str(shared_dir / "standards"), "TRAPFLOW_HOME": str(
-        warehouse.parent / "home")}  # fmt: skip
+    env = {
+        "TRAPFLOW_STANDARDS_DIR": str(shared_dir / "standards"),
+        "TRAPFLOW_HOME": str(warehouse.parent / "home"),
+    }
     return CliRunner().invoke(
         app, ["import", "camtrapdp", str(package), "-w", str(warehouse), *extra], env=env
     )
@@ -80,9 +82,10 @@ def test_the_tdwg_example_loads(imported: dict[str, Any]) -> None:
     # the timestamp's offset is kept, the wall time is the camera's
     first = media[0]
     at, offset = query(
-        warehouse, "select captured_at, utc_offset from raw.media where media_id = ?",
+        warehouse,
+        "select captured_at, utc_offset from raw.media where media_id = ?",
         [ids.camtrap_media_id(key, first["mediaID"])],
-    )[0]  # fmt: skip
+    )[0]
     assert at.isoformat() + offset == first["timestamp"]
 
     # every media with an observation of its own that names something is labelled
@@ -103,7 +106,7 @@ def test_the_tdwg_example_loads(imported: dict[str, Any]) -> None:
         label: (n, total)
         for label, n, total in query(
             warehouse,
-            "select label, count(*), sum(\"count\") from raw.media_labels "
+            'select label, count(*), sum("count") from raw.media_labels '
             "where category = 'animal' group by label",
         )
     }
@@ -111,11 +114,18 @@ def test_the_tdwg_example_loads(imported: dict[str, Any]) -> None:
     assert len(stored_species) == 9
     assert stored_species["Anas platyrhynchos"] == (157, 437)
     assert Counter(o["scientificName"] for o in animals)["Anas platyrhynchos"] == 207
-    other = dict(query(warehouse, "select category, count(*) from raw.media_labels "
-                                  "where category != 'animal' group by 1"))  # fmt: skip
+    other = dict(
+        query(
+            warehouse,
+            "select category, count(*) from raw.media_labels where category != 'animal' group by 1",
+        )
+    )
     by_type = Counter(o["observationType"] for o in media_level)
-    assert other == {"person": by_type["human"], "vehicle": by_type["vehicle"],
-                     "blank": by_type["blank"]}  # fmt: skip
+    assert other == {
+        "person": by_type["human"],
+        "vehicle": by_type["vehicle"],
+        "blank": by_type["blank"],
+    }
 
 
 def test_the_marts_build_on_it(imported: dict[str, Any]) -> None:
@@ -129,25 +139,37 @@ def test_the_marts_build_on_it(imported: dict[str, Any]) -> None:
         )
     }
     assert set(marts) == set(deployments)
-    assert all(site == deployments[d]["locationID"] and nights > 0 for d, (site, nights) in
-               marts.items())  # fmt: skip
+    assert all(
+        site == deployments[d]["locationID"] and nights > 0 for d, (site, nights) in marts.items()
+    )
     # effort never exceeds the deployment's span (dbt's rules may take inferred downtime off)
     for d, (_, nights) in marts.items():
         start = datetime.fromisoformat(deployments[d]["deploymentStart"])
         end = datetime.fromisoformat(deployments[d]["deploymentEnd"])
         assert nights <= (end - start).total_seconds() / 86400 + 1
-    sites = {s for (s,) in query(warehouse, "select distinct site_id from marts.fct_daily_population")}
+    sites = {
+        s for (s,) in query(warehouse, "select distinct site_id from marts.fct_daily_population")
+    }
     assert sites == {d["locationID"] for d in deployments.values()}
-    assert query(
-        warehouse, "select count(*) from marts.dim_media where deployment_id is not null"
-    )[0][0] == 423
-    species = {s for (s,) in query(
-        warehouse, "select distinct label from marts.fct_events where category = 'animal'")}  # fmt: skip
-    assert species == {o["scientificName"] for o in _rows("observations.csv")
-                       if o["observationType"] == "animal"}  # fmt: skip
+    assert (
+        query(warehouse, "select count(*) from marts.dim_media where deployment_id is not null")[0][
+            0
+        ]
+        == 423
+    )
+    species = {
+        s
+        for (s,) in query(
+            warehouse, "select distinct label from marts.fct_events where category = 'animal'"
+        )
+    }
+    assert species == {
+        o["scientificName"] for o in _rows("observations.csv") if o["observationType"] == "animal"
+    }
     # counts reach the marts: the 9 juveniles and their mother in one photo count 10
-    most = query(warehouse, "select max(max_count) from marts.fct_events "
-                            "where label = 'Anas platyrhynchos'")[0][0]  # fmt: skip
+    most = query(
+        warehouse, "select max(max_count) from marts.fct_events where label = 'Anas platyrhynchos'"
+    )[0][0]
     assert most == 10
 
 
@@ -160,9 +182,7 @@ def test_reimport_adds_nothing(imported: dict[str, Any], shared_dir: Path) -> No
     assert _counts(warehouse) == before
 
 
-def test_the_export_of_the_import_validates(
-    imported: dict[str, Any], tmp_path: Path
-) -> None:
+def test_the_export_of_the_import_validates(imported: dict[str, Any], tmp_path: Path) -> None:
     out = tmp_path / "dp"
     result = CliRunner().invoke(
         app, ["export", "camtrapdp", "--out", str(out), "-w", str(imported["warehouse"])]
@@ -200,8 +220,10 @@ def test_event_observations_label_the_media_of_their_event(
     each of its media within [eventStart, eventEnd], with the event's count."""
     package = _copy(tmp_path)
     dep = "577b543a"
-    _rewrite(package / "observations.csv",
-             lambda rs: [r for r in rs if r["deploymentID"] != dep or not r["mediaID"]])  # fmt: skip
+    _rewrite(
+        package / "observations.csv",
+        lambda rs: [r for r in rs if r["deploymentID"] != dep or not r["mediaID"]],
+    )
     warehouse = tmp_path / "w.duckdb"
     result = _import(warehouse, package, shared_dir, "--no-build")
     assert result.exit_code == 0, result.output
@@ -209,8 +231,9 @@ def test_event_observations_label_the_media_of_their_event(
     def utc(text: str) -> datetime:
         return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC)
 
-    media = [(m["mediaID"], utc(m["timestamp"])) for m in _rows("media.csv")
-             if m["deploymentID"] == dep]  # fmt: skip
+    media = [
+        (m["mediaID"], utc(m["timestamp"])) for m in _rows("media.csv") if m["deploymentID"] == dep
+    ]
     expected: dict[tuple[str, str], int] = {}
     for o in _rows("observations.csv"):
         if o["deploymentID"] == dep and not o["mediaID"] and o["observationType"] == "animal":
@@ -223,7 +246,7 @@ def test_event_observations_label_the_media_of_their_event(
         (m, label): n
         for m, label, n in query(
             warehouse,
-            "select l.media_id, l.label, l.\"count\" from raw.media_labels l "
+            'select l.media_id, l.label, l."count" from raw.media_labels l '
             "join raw.media m using (media_id) where m.site_id = 'ff1535c0' "
             "and l.category = 'animal'",
         )
@@ -231,8 +254,12 @@ def test_event_observations_label_the_media_of_their_event(
     assert stored == expected
     # the time-lapse frames outside every event stay unlabelled
     timelapse = ids.camtrap_media_id(_package_key(), "b42ddc97")
-    assert query(warehouse, "select count(*) from raw.media_labels where media_id = ?",
-                 [timelapse])[0][0] == 0  # fmt: skip
+    assert (
+        query(warehouse, "select count(*) from raw.media_labels where media_id = ?", [timelapse])[
+            0
+        ][0]
+        == 0
+    )
 
 
 def _missing_resource(package: Path) -> str:
