@@ -325,3 +325,26 @@ def test_a_bad_package_after_a_good_one_changes_nothing(
     result = _import(warehouse, package, shared_dir, "--no-build")
     assert result.exit_code == 2
     assert _counts(warehouse) == before
+
+
+def test_the_dashboard_shows_the_imported_package(
+    imported: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The pages render on the marts of the import (no photo files: only marts are read)."""
+    from streamlit.testing.v1 import AppTest
+
+    from dashboard import queries
+
+    copy = tmp_path / "warehouse.duckdb"
+    shutil.copy2(imported["warehouse"], copy)
+    monkeypatch.setenv("TRAPFLOW_WAREHOUSE", str(copy))
+    queries.st.cache_data.clear()
+    app = Path(__file__).parents[3] / "dashboard" / "streamlit_app.py"
+    at = AppTest.from_file(str(app), default_timeout=60)
+    at.run()
+    charts = {}
+    for page in ("app_pages/population.py", "app_pages/sites.py", "app_pages/health.py"):
+        at.switch_page(page).run()
+        assert not at.exception, (page, [e.value for e in at.exception])
+        charts[page] = len(at.get("arrow_vega_lite_chart")) + len(at.get("vega_lite_chart"))
+    assert charts["app_pages/population.py"] > 0, charts
