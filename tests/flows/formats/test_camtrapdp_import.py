@@ -348,3 +348,23 @@ def test_the_dashboard_shows_the_imported_package(
         assert not at.exception, (page, [e.value for e in at.exception])
         charts[page] = len(at.get("arrow_vega_lite_chart")) + len(at.get("vega_lite_chart"))
     assert charts["app_pages/population.py"] > 0, charts
+
+
+def test_validation_never_reaches_the_network(
+    shared_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The package names the published schema URLs; the local copies are used instead."""
+    import socket
+
+    from flows.formats.camtrapdp_import import CamtrapDPImportError, validate_package
+
+    def refuse(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError(f"network use: {args}")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    assert "https://" in (EXAMPLE / "datapackage.json").read_text(encoding="utf-8")
+    package = validate_package(EXAMPLE, shared_dir / "standards")
+    assert set(package.files) == {"deployments", "media", "observations"}
+    with pytest.raises(CamtrapDPImportError, match="TRAPFLOW_STANDARDS_DIR"):
+        validate_package(EXAMPLE, tmp_path / "no-standards")
