@@ -182,7 +182,9 @@ def test_reimport_adds_nothing(imported: dict[str, Any], shared_dir: Path) -> No
     assert _counts(warehouse) == before
 
 
-def test_the_export_of_the_import_validates(imported: dict[str, Any], tmp_path: Path) -> None:
+def test_the_export_of_the_import_validates(
+    imported: dict[str, Any], tmp_path: Path, shared_dir: Path
+) -> None:
     out = tmp_path / "dp"
     result = CliRunner().invoke(
         app, ["export", "camtrapdp", "--out", str(out), "-w", str(imported["warehouse"])]
@@ -194,6 +196,15 @@ def test_the_export_of_the_import_validates(imported: dict[str, Any], tmp_path: 
         d["deploymentID"] for d in _rows("deployments.csv")
     }
     assert len(_rows("media.csv", out)) == 423
+    # and it comes back in: the same animals with the same counts
+    again = tmp_path / "again.duckdb"
+    result = _import(again, out, shared_dir, "--no-build")
+    assert result.exit_code == 0, result.output
+    species = (
+        'select label, count(*), sum("count") from raw.media_labels '
+        "where category = 'animal' group by label order by label"
+    )
+    assert query(again, species) == query(imported["warehouse"], species)
 
 
 def _copy(tmp_path: Path) -> Path:
