@@ -73,7 +73,8 @@ class CamtrapImport:
     observations_used: int = 0
     labels_added: int = 0
     media_labelled: int = 0
-    #: observations not loaded, by reason (unknown, unclassified, event without media)
+    #: observations not loaded, by reason (unknown, unclassified, event-level whose media
+    #: all have media-level observations)
     skipped: Counter[str] = field(default_factory=Counter)
     changed: bool = False
 
@@ -308,7 +309,7 @@ def _label_rows(
         start, end = _aware(rec["eventStart"]), _aware(rec["eventEnd"])
         inside = [m for _, m, at in by_deployment[rec["deploymentID"]] if start <= at <= end]
         if not inside:
-            result.skipped["event without media of its own"] += 1
+            result.skipped["event-level whose media have their own"] += 1
             continue
         result.observations_used += 1
         for media_id in inside:
