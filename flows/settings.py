@@ -157,6 +157,11 @@ class Settings(BaseSettings):
         default_factory=_default_mirror,
         description="Folder or http(s) base URL the models are pulled from.",
     )
+    standards_dir: Path = Field(
+        default=REPO_ROOT.parent / "shared" / "standards",
+        description="Local copies of the data standards' schemas (camtrap-dp-1.0/*-table-schema"
+        ".json): `trapflow import camtrapdp` validates against them, never the package's URLs.",
+    )
 
     # What to pick up and how to name it
     layout: str | None = Field(

@@ -7,7 +7,8 @@ trapflow dashboard [users add | remove | list]                   (flows/cli/dash
 trapflow annotate CLIP | train --data DIR                        (flows/cli/media.py)
 trapflow models list | pull | verify                             (flows/cli/models.py)
 trapflow alerts test | list | deliver                            (flows/cli/alerts.py)
-trapflow export mdjson | camtrapdp | csv | images; import mdjson (flows/cli/formats.py)
+trapflow export mdjson | camtrapdp | csv | images; import mdjson | camtrapdp DIR
+                                                                 (flows/cli/formats.py)
 trapflow import labels CSV | labels conflicts | relabel          (flows/cli/labels.py)
 trapflow train-now | embed                                       (flows/cli/training.py)
 trapflow import stations CSV | timeshifts CSV                    (flows/cli/stations.py)

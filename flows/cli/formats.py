@@ -1,5 +1,5 @@
-"""``trapflow export ...`` and ``trapflow import mdjson``: field formats out and in
-(flows/formats/, docs/formats.md)."""
+"""``trapflow export ...``, ``trapflow import mdjson`` and ``import camtrapdp``: field formats
+out and in (flows/formats/, docs/formats.md)."""
 
 from __future__ import annotations
 
@@ -299,3 +299,43 @@ def import_mdjson(
         )
     if settings.build_marts and result.detections_added:
         console.print("run 'trapflow marts' to count them (only the configured detectors count)")
+
+
+@import_app.command("camtrapdp")
+def import_camtrapdp(
+    directory: Annotated[
+        Path, typer.Argument(help="Folder of the package (datapackage.json and its CSVs).")
+    ],
+    warehouse: WarehouseOpt = None,
+    build: Annotated[bool, typer.Option(help="Rebuild the marts afterwards (dbt build).")] = True,
+) -> None:
+    """A Camtrap DP 1.0 package: deployments, media (without their files) and observations
+    as human labels. Validated offline first: an invalid package loads nothing; re-importing
+    the same package adds nothing."""
+    from flows.formats.camtrapdp_import import import_camtrapdp as _import
+    from flows.store import open_store
+    from flows.store.dbt import run_dbt
+
+    settings = load_settings(warehouse=warehouse)
+    try:
+        with console.status(f"validating and loading {directory} ..."):
+            result = _import(
+                settings.warehouse_path, directory, standards_dir=settings.standards_dir
+            )
+    except user_errors() as exc:
+        raise fail_from(exc) from None
+    skipped = ", ".join(f"{n} {why}" for why, n in sorted(result.skipped.items()))
+    console.print(
+        f"{result.package}: {result.deployments} deployments, {result.media} media "
+        f"({result.media_added} new), {result.observations} observations "
+        f"({result.observations_used} loaded as {result.labels_added} new labels of "
+        f"{result.media_labelled} media; skipped: {skipped or 'none'})"
+        + ("" if result.changed else "; nothing changed")
+    )
+    if not build:
+        return
+    try:
+        seconds = run_dbt(settings, "build", store=open_store(settings)).seconds
+    except user_errors() as exc:
+        raise fail_from(exc) from None
+    console.print(f"dbt build passed in {seconds:.1f} s ({settings.warehouse_path})")

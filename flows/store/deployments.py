@@ -293,10 +293,15 @@ _PROBLEM_COLUMNS = (
 
 
 def load_deployments_csv(
-    con: duckdb.DuckDBPyConnection, path: Path, options: CTOptions | None = None
+    con: duckdb.DuckDBPyConnection,
+    path: Path,
+    options: CTOptions | None = None,
+    *,
+    transaction: bool = True,
 ) -> DeploymentsLoad:
     """Check the whole table, then replace this file's rows in raw.deployments and
-    raw.deployment_problems (one transaction).
+    raw.deployment_problems (one transaction; ``transaction`` False: the caller's, as
+    ``trapflow import camtrapdp`` loads a whole package in one).
 
     Raises DeploymentsFileError when the file is unusable or any row is bad: then nothing is
     written and the previous load stays in force. Rows that came from this file earlier and
@@ -314,7 +319,8 @@ def load_deployments_csv(
         )
     result = DeploymentsLoad(str(path), rows=total, form=form)
     now = datetime.now(UTC).replace(tzinfo=None)
-    con.execute("begin transaction")
+    if transaction:
+        con.execute("begin transaction")
     try:
         before = _snapshot(con, path)
         con.execute("delete from raw.deployments where source_file = ?", [str(path)])
@@ -322,9 +328,11 @@ def load_deployments_csv(
         _insert(con, "raw.deployments", _DEPLOYMENT_COLUMNS, table.deployments, path, now)
         _insert(con, "raw.deployment_problems", _PROBLEM_COLUMNS, table.problems, path, now)
         after = _snapshot(con, path)
-        con.execute("commit")
+        if transaction:
+            con.execute("commit")
     except BaseException:
-        con.execute("rollback")
+        if transaction:
+            con.execute("rollback")
         raise
     result.loaded, result.problems = len(table.deployments), len(table.problems)
     result.removed = len({r[0] for r in before[0]} - {r[0] for r in after[0]})

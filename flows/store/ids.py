@@ -18,6 +18,8 @@ from collections.abc import Iterable
 __all__ = [
     "alert_id",
     "anomaly_id",
+    "camtrap_import_run_id",
+    "camtrap_media_id",
     "camtrap_observation_id",
     "camtrap_package_id",
     "channel_key",
@@ -81,6 +83,13 @@ def frame_label_id(media_id: str, model_id: str, frame_number: int) -> str:
     return _md5("frame_label", media_id, model_id, str(frame_number))
 
 
+def camtrap_media_id(package: str, camtrap_media_id: str) -> str:
+    """A media file an imported Camtrap DP package lists without its bytes: the SHA-256 (hex,
+    like :func:`media_id`) of the package's identity (its ``id``, else its ``name``) and the
+    package's ``mediaID``. Re-importing the package gives the same ids."""
+    return hashlib.sha256(_SEP.join(("camtrapdp", package, camtrap_media_id)).encode()).hexdigest()
+
+
 def media_label_id(media_id: str, source: str, label: str | None) -> str:
     """A human label that came with a photo or from a file (``source``: folder, xmp, csv,
     timelapse); a blank is ``None``. The same label from the same kind of source is one row."""
@@ -95,6 +104,11 @@ def quarantine_id(source_uri: str, file_path: str, media_id: str | None, reason:
 def new_run_id() -> str:
     """A run of the ingest flow (random)."""
     return uuid.uuid4().hex
+
+
+def camtrap_import_run_id(package: str) -> str:
+    """The ``trapflow import camtrapdp`` run of a package (the same package, the same run row)."""
+    return f"camtrapdp-{_md5('camtrapdp_run', package)[:12]}"
 
 
 def import_run_id() -> str:

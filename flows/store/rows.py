@@ -38,6 +38,7 @@ __all__ = [
     "frame_label_row",
     "image_media_row",
     "imported_failure_row",
+    "imported_media_row",
     "local_wall_time",
     "media_file_row",
     "media_label_row",
@@ -193,6 +194,42 @@ def clip_media_row(
         width=info.width, height=info.height, duration_s=info.duration_s, fps=info.fps,
         frame_count=info.frame_count, frames_sampled=frames_sampled, codec=info.codec,
         container_format=info.container, run_id=run_id, ingested_at=ingested_at,
+    )  # fmt: skip
+
+
+def imported_media_row(
+    *,
+    media_id: str,
+    source_uri: str,
+    file_path: str,
+    file_name: str | None,
+    mediatype: str,
+    site_id: str,
+    camera_id: str,
+    captured_at: datetime,
+    run_id: str,
+    ingested_at: datetime,
+) -> MediaRow:
+    """A media file an imported package lists (Camtrap DP media.csv) whose bytes are not here
+    (``file_path`` may be a URL): its size is 0 and its time is the package's ``timestamp``, an
+    aware datetime, kept as camera-local wall time with its offset (timestamp_source
+    'camtrapdp'). ``mediatype`` is the IANA media type (image/jpeg, video/mp4)."""
+    offset = captured_at.utcoffset()
+    utc_offset = None
+    if offset is not None:
+        minutes = int(offset.total_seconds() // 60)
+        sign = "-" if minutes < 0 else "+"
+        utc_offset = f"{sign}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}"
+    name = file_name or file_path.rstrip("/").rsplit("/", 1)[-1]
+    kind, _, subtype = mediatype.lower().partition("/")
+    image_format = {"jpeg": "JPEG", "png": "PNG", "tiff": "TIFF"}.get(subtype, subtype.upper())
+    return MediaRow(
+        media_id=media_id, source_uri=source_uri, file_path=file_path, file_name=name,
+        file_extension=_extension(name), file_size=0, file_modified_at=None,
+        media_type="video" if kind == "video" else "image", image_format=image_format,
+        site_id=site_id, camera_id=camera_id, captured_at=captured_at.replace(tzinfo=None),
+        utc_offset=utc_offset, timestamp_source="camtrapdp", timestamp_tag="timestamp",
+        run_id=run_id, ingested_at=ingested_at,
     )  # fmt: skip
 
 
@@ -377,6 +414,7 @@ class MediaLabelRow(_Row):
     source_detail: str | None
     run_id: str
     imported_at: datetime
+    count: int | None = None
 
 
 def media_label_row(
@@ -388,12 +426,14 @@ def media_label_row(
     source_detail: str | None,
     run_id: str,
     imported_at: datetime,
+    count: int | None = None,
 ) -> MediaLabelRow:
-    """A human label that came with a photo (its folder, its XMP keywords) or from a CSV."""
+    """A human label that came with a photo (its folder, its XMP keywords), from a CSV or a
+    Camtrap DP package (``count``: how many individuals it says; None: not given)."""
     return MediaLabelRow(
         media_label_id=ids.media_label_id(media_id, source, label), media_id=media_id,
         category=category, label=label, source=source, source_detail=source_detail,
-        run_id=run_id, imported_at=imported_at,
+        run_id=run_id, imported_at=imported_at, count=count,
     )  # fmt: skip
 
 

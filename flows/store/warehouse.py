@@ -263,10 +263,13 @@ def load_batch(
     media_labels: list[dict[str, Any]] | None = None,
     frame_labels: list[dict[str, Any]] | None = None,
     crop_embeddings: list[dict[str, Any]] | None = None,
+    transaction: bool = True,
 ) -> dict[str, int]:
-    """Write one batch atomically: all of it or none. Re-loading the same rows adds nothing."""
+    """Write one batch atomically: all of it or none. Re-loading the same rows adds nothing.
+    ``transaction`` False: the caller holds the transaction (an import of several tables)."""
     counts: dict[str, int] = {}
-    con.execute("begin transaction")
+    if transaction:
+        con.execute("begin transaction")
     try:
         for name, rows, verb in (
             ("media", media, "insert or ignore"),
@@ -286,9 +289,11 @@ def load_batch(
             con.execute(f"{verb} into raw.{name} by name select * from _batch")
             con.unregister("_batch")
             counts[name] = _count(con, name) - before
-        con.execute("commit")
+        if transaction:
+            con.execute("commit")
     except BaseException:
-        con.execute("rollback")
+        if transaction:
+            con.execute("rollback")
         raise
     return counts
 

@@ -67,7 +67,7 @@ from_imports as (
         cast(null as varchar) as detection_id,
         category,
         label,
-        cast(null as integer) as individuals,
+        individuals,
         'import:' || source as reviewer,
         source_detail as note,
         category = 'blank' as is_false_positive,

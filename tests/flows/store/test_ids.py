@@ -78,6 +78,16 @@ def test_export_ids() -> None:
     assert ids.camtrap_package_id("my-survey") == "1baadb83-add9-512e-a056-25ac827e1744"
 
 
+def test_camtrap_import_ids() -> None:
+    """An imported Camtrap DP package's media and run (tdwg/camtrap-dp's example package)."""
+    package = "7cca70f5-ef8c-4f86-85fb-8f070937d7ab"
+    assert (
+        ids.camtrap_media_id(package, "07840dcc")
+        == "fcd0b85a25723413fcd13ee397541a0fbe1d6c8ea8ed615b3055906229385c51"
+    )
+    assert ids.camtrap_import_run_id(package) == "camtrapdp-1e98d849a98e"
+
+
 def test_random_ids_have_their_shapes() -> None:
     assert re.fullmatch(r"[0-9a-f]{32}", ids.new_run_id())
     assert re.fullmatch(r"import-[0-9a-f]{12}", ids.import_run_id())

@@ -16,6 +16,7 @@ renamed as (
         nullif(trim(label), '') as label,
         source,
         source_detail,
+        cast("count" as integer) as individuals,
 
         ----------  timestamps
         imported_at
