@@ -261,6 +261,11 @@ class Settings(BaseSettings):
         description="Info bars like 05/06/2024: day first (true), month first (false), "
         "or decide from the digits (unset: month first when ambiguous).",
     )
+    ocr_every_photo: bool = Field(
+        default=False,
+        description="Read the info bar of photos with an EXIF time too (ocr_captured_at), so "
+        "the Time problems check can compare the two clocks; slower ingest.",
+    )
     models: dict[str, dict[str, Any]] = Field(
         default_factory=dict,
         description="Your own models by path and SHA-256, e.g. [models.my_mdv5] file=..., "
