@@ -30,6 +30,7 @@ select
     cast(media.media as bigint) as media,
     cast(
         greatest(media.last_ingested_at, detections.last_detected_at) as timestamp
-    ) as built_through_at
+    ) as built_through_at,
+    cast({{ station_tables_state() }} as varchar) as station_tables_state
 from media
 cross join detections
