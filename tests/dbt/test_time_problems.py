@@ -126,9 +126,9 @@ def test_accepted_shifts_move_the_photos_and_the_problems_go(built):
     warehouse, settings = built
     accept(warehouse, "S1", "C2", 43200, "+0:0:0 12:0:0")
     accept(warehouse, "S1", "C3", 3600, "+0:0:0 1:0:0")
-    assert query(warehouse, "select station_tables_changed, is_stale from marts.marts_freshness") == [
-        (True, True)
-    ]
+    assert query(
+        warehouse, "select station_tables_changed, is_stale from marts.marts_freshness"
+    ) == [(True, True)]
     run_dbt(settings, "build")
     assert query(warehouse, PROBLEM_SQL) == []
     shifted = query(
