@@ -577,6 +577,7 @@ def accept_clock_shift(warehouse: str, problem: pd.Series, *, accepted_by: str) 
         "accept the clock shift",
     )  # fmt: skip
     time_problems.clear()
+    marts_freshness.clear()  # the station tables changed: the marts read stale at once
 
 
 # ---------------------------------------------------------------- pipeline health

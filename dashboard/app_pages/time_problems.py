@@ -42,6 +42,9 @@ if notice := st.session_state.pop("tp_accepted", None):
     st.success(notice)
 if labelling.training_state(wh, "marts").get("status") in ("starting", "running"):
     st.info("Rebuilding the marts…", icon="🕒")
+    st.session_state["tp_rebuilding"] = True
+elif st.session_state.pop("tp_rebuilding", False):  # it just ended: every page reads anew
+    st.cache_data.clear()
 problems = queries.load(queries.time_problems, wh)
 if problems.empty:
     st.success("No clock problems found in the photos' times.")

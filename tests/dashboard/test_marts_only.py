@@ -1,7 +1,8 @@
 """The dashboard reads only the marts (issue 6): every query it can run, run for real against a
 warehouse that has nothing but the marts, shaped by their dbt contracts (the column names and
 types in dbt/models/marts/*.yml), and the only writes are review.labels inserts (the Review
-and Label pages) and the Label page's undo of the rows it just inserted.
+and Label pages), the Label page's undo of the rows it just inserted, and the Time problems
+page's review.clock_shifts insert.
 
 Two checks: (1) every cached query function in dashboard/queries.py and dashboard/labelling.py
 is called and each SQL it
