@@ -20,10 +20,11 @@
     proposed_sign, as flows/store/time_shifts.py:parse_shift reads them; proposed_shift_text is
     the two together, as raw.clock_shifts.shift_text keeps it. -#}
 
-{%- set tolerance_s = var('time_check_tolerance_minutes') * 60 -%}
-{%- set min_photos = var('time_check_min_photos') -%}
-{%- set min_share = var('time_check_min_share') -%}
-{%- set sun = var('day_night_sun_degrees') %}
+{%- set checks = time_check_settings() -%}
+{%- set tolerance_s = checks.tolerance_s -%}
+{%- set min_photos = checks.time_check_min_photos -%}
+{%- set min_share = checks.time_check_min_share -%}
+{%- set sun = checks.day_night_sun_degrees %}
 
 with
 
