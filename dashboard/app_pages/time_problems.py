@@ -49,6 +49,16 @@ problems = queries.load(queries.time_problems, wh)
 if problems.empty:
     st.success("No clock problems found in the photos' times.")
     st.stop()
+freshness = queries.load(queries.marts_freshness, wh)
+# an accepted shift (or a changed station table) the marts have not applied yet: the proposals
+# shown are the old build's, and accepting one again would add its shift twice
+pending = not freshness.empty and bool(freshness["station_tables_changed"].iloc[0])
+if pending:
+    st.warning(
+        "A clock shift or station table changed since the marts were built: these proposals do "
+        "not include it yet. Accept more once the rebuild has finished (`trapflow marts`).",
+        icon="⏳",
+    )
 ident = auth.identity()
 accepted_by = (
     ident.name
@@ -66,6 +76,6 @@ for _, problem in problems.iterrows():
         )
         right.button(
             "Accept", key=f"tp_accept_{problem['time_problem_id']}", type="primary",
-            on_click=_accept, args=(problem, accepted_by),
+            on_click=_accept, args=(problem, accepted_by), disabled=pending,
         )  # fmt: skip
 st.dataframe(problems.drop(columns=["time_problem_id"]), hide_index=True, width="stretch")

@@ -54,6 +54,8 @@ def test_accept_writes_the_shift_rebuilds_and_the_proposal_goes(warehouse):
     ) == [("S1", "C2", 0, 0, 43_200_000_000, "+0:0:0 12:0:0", "day_night_swap")]
     assert any("read stale" in s.value for s in at.success), [s.value for s in at.success]
     assert any("out of date" in i.value for i in at.info), [i.value for i in at.info]
+    # until the rebuild, the old proposals cannot be accepted (again): no shift added twice
+    assert all(b.disabled for b in at.button if b.key.startswith("tp_accept_"))
 
     deadline = time.monotonic() + 240
     while labelling.training_state(str(warehouse), "marts").get("status") in (
@@ -75,4 +77,5 @@ def test_accept_writes_the_shift_rebuilds_and_the_proposal_goes(warehouse):
     ) == [(timedelta(hours=12), timedelta(hours=12))]
     at.run()
     assert not at.exception
-    assert len([b for b in at.button if b.key.startswith("tp_accept_")]) == 1
+    (left,) = [b for b in at.button if b.key.startswith("tp_accept_")]
+    assert not left.disabled
