@@ -138,21 +138,24 @@ def confusion(report: pd.Series) -> pd.DataFrame:
 # ---------------------------------------------------------------- train now
 
 
-def progress_path(warehouse: str) -> Path:
-    """Where ``trapflow train-now`` writes its progress for this warehouse."""
+def progress_path(warehouse: str, command: str = "train-now") -> Path:
+    """Where ``trapflow <command>`` started from here keeps its state for this warehouse
+    (``train-now`` writes its progress there)."""
     wh = Path(warehouse)
-    return wh.with_name(wh.name + ".train-now.json")
+    return wh.with_name(f"{wh.name}.{command}.json")
 
 
-def training_state(warehouse: str) -> dict[str, Any]:
-    """The last train now's progress ({} when none ran); a process that died shows failed."""
+def training_state(warehouse: str, command: str = "train-now") -> dict[str, Any]:
+    """The last started ``command``'s progress ({} when none ran); a process that died before
+    saying it finished shows failed (``marts`` never says so: its end is marts_freshness)."""
     try:
-        state: dict[str, Any] = json.loads(progress_path(warehouse).read_text(encoding="utf-8"))
+        path = progress_path(warehouse, command)
+        state: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return {}
     pid = state.get("pid")
     if state.get("status") in ("starting", "running") and pid and not _alive(int(pid)):
-        log = progress_path(warehouse).with_suffix(".log")
+        log = path.with_suffix(".log")
         tail = log.read_text(encoding="utf-8", errors="replace")[-400:] if log.exists() else ""
         state = {**state, "status": "failed", "error": tail.strip() or "the process stopped"}
     return state
@@ -174,12 +177,24 @@ def _alive(pid: int) -> bool:
 
 def start_training(warehouse: str) -> None:
     """``trapflow train-now`` on ``warehouse`` in the background; progress in progress_path."""
-    path = progress_path(warehouse)
+    start_command(warehouse, "train-now", "--progress-file", str(progress_path(warehouse)))
+
+
+def start_marts_rebuild(warehouse: str) -> None:
+    """``trapflow marts`` on ``warehouse`` in the background (the Time problems page's Accept);
+    the marts read stale (marts_freshness) until it has finished."""
+    start_command(warehouse, "marts")
+
+
+def start_command(warehouse: str, command: str, *args: str) -> None:
+    """``trapflow <command> --warehouse <warehouse> <args>`` as a process of its own (no
+    Prefect in the dashboard's process); its output in progress_path's .log, its pid in the
+    state file (training_state reads it)."""
+    path = progress_path(warehouse, command)
     log = path.with_suffix(".log")
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "flows.cli", "train-now", "--warehouse", warehouse,
-             "--progress-file", str(path)],
+            [sys.executable, "-m", "flows.cli", command, "--warehouse", warehouse, *args],
             cwd=REPO, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
     state = {"status": "starting", "step": "start", "percent": 0.0, "pid": proc.pid,

@@ -4,8 +4,8 @@ Reads go only to the marts (``marts.*``, dbt/models/marts): the population table
 views that are current between builds (``fct_detections`` boxes with their label now,
 ``fct_label_reviews``, ``fct_alerts``, ``fct_pipeline_runs``, ``fct_quarantine``,
 ``marts_freshness``). The only writes are the Review and Label pages' ``review.labels``
-inserts, and the Label page's undo of its own (tests/dashboard/test_marts_only.py holds every
-module to that).
+inserts, the Label page's undo of its own, and the Time problems page's ``review.clock_shifts``
+insert (tests/dashboard/test_marts_only.py holds every module to that).
 
 DuckDB allows one writer process *or* many readers. Every read opens a short-lived
 ``read_only`` connection inside a cached function, so the dashboard never holds the file
@@ -545,6 +545,39 @@ def undo_reviews(warehouse: str, label_ids: list[str]) -> None:
         [[i] for i in label_ids],
         "undo the review",
     )
+
+
+# ---------------------------------------------------------------- time problems
+
+
+@st.cache_data(ttl=TTL_S, show_spinner=False)
+def time_problems(warehouse: str) -> pd.DataFrame:
+    """The cameras whose clocks look wrong and the shift proposed for each
+    (marts.fct_time_problems; empty before a build that has the mart)."""
+    return _read(
+        warehouse,
+        "select time_problem_id, site_id, camera_id, kind, photos_checked, photos_disagreeing, "
+        "photos_fixed_by_shift, median_offset_s, proposed_shift_s, proposed_timeshift, "
+        "proposed_sign, proposed_shift_text from marts.fct_time_problems "
+        "order by site_id, camera_id, kind",
+    )
+
+
+def accept_clock_shift(warehouse: str, problem: pd.Series, *, accepted_by: str) -> None:
+    """One review.clock_shifts row for a proposal of marts.fct_time_problems: the shift is
+    added to the camera's time of every photo of its site and camera at the next build."""
+    _write(
+        warehouse,
+        "insert into review.clock_shifts (shift_id, site_id, camera_id, shift_months, "
+        "shift_days, shift_micros, shift_text, problem_kind, accepted_by, accepted_at) "
+        "values (?, ?, ?, 0, 0, ?, ?, ?, ?, ?)",
+        [[ids.new_review_shift_id(), problem["site_id"], problem["camera_id"],
+          int(problem["proposed_shift_s"]) * 1_000_000, problem["proposed_shift_text"],
+          problem["kind"], accepted_by or "dashboard", datetime.now(UTC).replace(tzinfo=None)]],
+        "accept the clock shift",
+    )  # fmt: skip
+    time_problems.clear()
+    marts_freshness.clear()  # the station tables changed: the marts read stale at once
 
 
 # ---------------------------------------------------------------- pipeline health

@@ -22,6 +22,7 @@ page = st.navigation(
         st.Page("app_pages/human_activity.py", title="Human activity", url_path="human_activity"),
         st.Page("app_pages/review.py", title="Review", url_path="review", default=linked),
         st.Page("app_pages/label.py", title="Label", url_path="label"),
+        st.Page("app_pages/time_problems.py", title="Time problems", url_path="time_problems"),
         st.Page("app_pages/health.py", title="Pipeline health", url_path="health"),
     ]
 )

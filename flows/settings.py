@@ -62,6 +62,10 @@ DBT_VAR_SETTINGS: dict[str, str] = {
     "trend_alpha": "trend_alpha",
     "sensitive_species": "sensitive_species",
     "sensitive_grid_km": "sensitive_grid_km",
+    "time_check_tolerance_minutes": "time_check_tolerance_minutes",
+    "time_check_min_photos": "time_check_min_photos",
+    "time_check_min_share": "time_check_min_share",
+    "day_night_sun_degrees": "day_night_sun_degrees",
 }
 
 
@@ -267,6 +271,11 @@ class Settings(BaseSettings):
         description="Info bars like 05/06/2024: day first (true), month first (false), "
         "or decide from the digits (unset: month first when ambiguous).",
     )
+    ocr_every_photo: bool = Field(
+        default=False,
+        description="Read the info bar of photos with an EXIF time too (ocr_captured_at), so "
+        "the Time problems check can compare the two clocks; slower ingest.",
+    )
     models: dict[str, dict[str, Any]] = Field(
         default_factory=dict,
         description="Your own models by path and SHA-256, e.g. [models.my_mdv5] file=..., "
@@ -363,6 +372,30 @@ class Settings(BaseSettings):
         gt=0.0,
         le=1.0,
         description="A trend is reported when the Mann-Kendall p is below this.",
+    )
+
+    # Clock checks (marts.fct_time_problems); dbt vars, defaults in dbt_project.yml
+    time_check_tolerance_minutes: float = Field(
+        default_factory=_dbt_default("time_check_tolerance_minutes"),
+        gt=0.0,
+        description="EXIF and the info bar's or file's time further apart than this disagree.",
+    )
+    time_check_min_photos: int = Field(
+        default_factory=_dbt_default("time_check_min_photos"),
+        ge=1,
+        description="A camera's clock is checked with at least this many photos.",
+    )
+    time_check_min_share: float = Field(
+        default_factory=_dbt_default("time_check_min_share"),
+        gt=0.0,
+        le=1.0,
+        description="A clock problem: this share disagrees, and agrees once shifted.",
+    )
+    day_night_sun_degrees: float = Field(
+        default_factory=_dbt_default("day_night_sun_degrees"),
+        ge=0.0,
+        le=30.0,
+        description="Colour photos below -this sun elevation, greyscale above it, disagree.",
     )
 
     # Privacy (flows/access/privacy.py): shown and exported coordinates of these taxa are

@@ -52,6 +52,7 @@ class BatchContext:
     prefetch: int = 8  # decoded images waiting for the detectors, at most
     info_bar: InfoBarReader | None = None  # OCR of the printed time when EXIF has none
     ocr_dayfirst: bool | None = None
+    ocr_every_photo: bool = False  # read the info bar of photos with an EXIF time too
     lake: str | None = None  # scale-out: raw rows go to Parquet files here, not the warehouse
     video_sample_rate: float = 1.0  # frames per second sampled from clips (plus the first)
     video_max_frames: int | None = None  # sampled frames per clip, at most
@@ -218,6 +219,7 @@ def batch_context(
         behaviour=behaviour,
         info_bar=info_bar,
         ocr_dayfirst=settings.ocr_dayfirst,
+        ocr_every_photo=settings.ocr_every_photo,
         lake=settings.lake,
         video_sample_rate=settings.video_sample_rate,
         video_max_frames=settings.video_max_frames,

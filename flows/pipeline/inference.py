@@ -22,6 +22,7 @@ from flows.pipeline.intake import Batch
 from flows.pipeline.quarantine import PROCESSED, SKIPPED, QuarantineReason, reason_of
 from flows.store import rows
 from models_ml import ImageRejected, decode_rgb, open_image, read_exif
+from models_ml._imageops import is_greyscale
 from models_ml._types import Detection, ExifRecord, PreprocessedImage
 from models_ml.classifier import (
     WHOLE_FRAME,
@@ -72,6 +73,7 @@ class Prepared:
     exif_error: str | None = None
     ocr_at: datetime | None = None  # the time printed on the photo, when EXIF has none
     ocr_warning: str | None = None
+    is_greyscale: bool | None = None  # no colour: an IR night photo (the clock checks)
 
 
 def prepare(ctx: BatchContext, file: SourceFile, data: bytes, media_id: str) -> Prepared:
@@ -95,7 +97,7 @@ def prepare(ctx: BatchContext, file: SourceFile, data: bytes, media_id: str) -> 
         return Prepared(file, media_id, fmt, exif, rejected=exc, exif_error=exif_error)
     pre = ctx.ensemble.preprocess(rgb)
     ocr_at, ocr_warning = None, None
-    if exif.captured_at is None and ctx.info_bar is not None:
+    if ctx.info_bar is not None and (exif.captured_at is None or ctx.ocr_every_photo):
         try:
             reading = ctx.info_bar.read(rgb, dayfirst=ctx.ocr_dayfirst)
             ocr_at, ocr_warning = reading.captured_at, "; ".join(reading.warnings) or None
@@ -103,7 +105,7 @@ def prepare(ctx: BatchContext, file: SourceFile, data: bytes, media_id: str) -> 
             ocr_warning = f"info-bar OCR failed: {type(exc).__name__}: {exc}"
     return Prepared(
         file, media_id, fmt, exif, rgb=rgb, pre=pre, exif_error=exif_error,
-        ocr_at=ocr_at, ocr_warning=ocr_warning,
+        ocr_at=ocr_at, ocr_warning=ocr_warning, is_greyscale=is_greyscale(rgb),
     )  # fmt: skip
 
 
@@ -123,7 +125,7 @@ def _media_row(ctx: BatchContext, p: Prepared) -> dict[str, Any]:
         file_size=p.file.size, file_modified_at=p.file.modified_at, site_id=site,
         camera_id=camera, image_format=p.image_format, exif=p.exif, width=p.exif.width,
         height=p.exif.height, run_id=ctx.run_id, ingested_at=rows.now(), ocr_at=p.ocr_at,
-        ocr_warning=p.ocr_warning,
+        ocr_warning=p.ocr_warning, is_greyscale=p.is_greyscale,
     ).as_row()  # fmt: skip
 
 

@@ -32,6 +32,7 @@ __all__ = [
     "media_label_id",
     "new_batch_id",
     "new_review_label_id",
+    "new_review_shift_id",
     "new_run_id",
     "quarantine_id",
     "summary_id",
@@ -126,6 +127,11 @@ def new_batch_id(run_id: str) -> str:
 
 def new_review_label_id() -> str:
     """One row of review.labels (append-only, so random: every review is a new row)."""
+    return str(uuid.uuid4())
+
+
+def new_review_shift_id() -> str:
+    """One row of review.clock_shifts (an accepted clock shift; every accept is a new row)."""
     return str(uuid.uuid4())
 
 

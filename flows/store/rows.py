@@ -99,6 +99,10 @@ class MediaRow(_Row):
     height: int | None = None
     orientation: int | None = None
     exif_warnings: str | None = None
+    # evidence for the clock checks (fct_time_problems); null when not known
+    is_greyscale: bool | None = None  # no colour in the decoded photo: an IR night photo
+    ocr_captured_at: datetime | None = None  # the info bar's printed time, whenever it was read
+    file_local_at: datetime | None = None  # file_modified_at as this machine's wall time
     # clips only
     duration_s: float | None = None
     fps: float | None = None
@@ -125,9 +129,11 @@ def image_media_row(
     ingested_at: datetime,
     ocr_at: datetime | None = None,
     ocr_warning: str | None = None,
+    is_greyscale: bool | None = None,
 ) -> MediaRow:
     """A photo: its time from EXIF, else the info bar's printed time (``ocr_at``), else the
-    file's mtime as local wall time. ``exif`` None: no EXIF could be parsed."""
+    file's mtime as local wall time. ``exif`` None: no EXIF could be parsed. ``ocr_at`` and the
+    file's wall time are also kept beside the chosen time (the clock checks compare them)."""
     captured_at: datetime | None
     if exif is not None and exif.captured_at:
         captured_at, source, tag = exif.captured_at, "exif", exif.timestamp_tag
@@ -152,6 +158,8 @@ def image_media_row(
         width=width, height=height,
         orientation=exif.orientation if exif is not None else None,
         exif_warnings="; ".join(filter(None, warnings)) or None,
+        is_greyscale=is_greyscale, ocr_captured_at=ocr_at,
+        file_local_at=local_wall_time(file_modified_at),
         run_id=run_id, ingested_at=ingested_at,
     )  # fmt: skip
 

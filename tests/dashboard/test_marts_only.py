@@ -1,7 +1,8 @@
 """The dashboard reads only the marts (issue 6): every query it can run, run for real against a
 warehouse that has nothing but the marts, shaped by their dbt contracts (the column names and
 types in dbt/models/marts/*.yml), and the only writes are review.labels inserts (the Review
-and Label pages) and the Label page's undo of the rows it just inserted.
+and Label pages), the Label page's undo of the rows it just inserted, and the Time problems
+page's review.clock_shifts insert.
 
 Two checks: (1) every cached query function in dashboard/queries.py and dashboard/labelling.py
 is called and each SQL it
@@ -22,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import pandas as pd
 import pytest
 import yaml
 
@@ -29,7 +31,9 @@ REPO = Path(__file__).resolve().parents[2]
 DASHBOARD = REPO / "dashboard"
 MARTS_YML = sorted((REPO / "dbt" / "models" / "marts").rglob("*.yml"))
 REVIEW_DDL = REPO / "flows" / "store" / "schema" / "10_review.sql"
+SHIFTS_DDL = REPO / "flows" / "store" / "schema" / "11_review_clock_shifts.sql"
 INSERT_REVIEW = re.compile(r"^\s*insert\s+into\s+review\.labels\b", re.IGNORECASE)
+INSERT_SHIFT = re.compile(r"^\s*insert\s+into\s+review\.clock_shifts\b", re.IGNORECASE)
 UNDO_REVIEW = re.compile(r"^\s*delete\s+from\s+review\.labels\s+where\s+label_id\s*=", re.I)
 QUALIFIED = re.compile(
     r'\b(from|join|into|update|table|view|describe)\s+"?([a-z_]\w*)"?\s*\.\s*"?([a-z_]\w*)',
@@ -87,7 +91,8 @@ class _Recording:
     def execute(self, sql: str, params: list[Any] | None = None) -> duckdb.DuckDBPyConnection:
         if ATTACH.match(sql):  # the warehouse is attached under a fixed name: already open here
             return self.marts
-        con = self.review if INSERT_REVIEW.match(sql) or UNDO_REVIEW.match(sql) else self.marts
+        writes_review = any(p.match(sql) for p in (INSERT_REVIEW, UNDO_REVIEW, INSERT_SHIFT))
+        con = self.review if writes_review else self.marts
         try:
             result = con.execute(sql, params or [])
         except Exception as exc:
@@ -107,6 +112,7 @@ def recording(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[_Reco
         duckdb.connect(str(tmp_path / "review_write.duckdb")) as review,
     ):
         review.execute(REVIEW_DDL.read_text(encoding="utf-8"))
+        review.execute(SHIFTS_DDL.read_text(encoding="utf-8"))
         recorder = _Recording(marts, review)
         monkeypatch.setattr(queries.duckdb, "connect", lambda *a, **k: recorder)
         queries.st.cache_data.clear()
@@ -118,7 +124,10 @@ def _is_query(module: Any, name: str, fn: Any) -> bool:
     """A public function of dashboard/queries.py that reads the warehouse given first."""
     if name.startswith("_") or isinstance(fn, type) or not callable(fn):
         return False
-    if name in ("write_review", "write_reviews", "undo_reviews", "stale_marts_notice"):
+    if name in (
+        "write_review", "write_reviews", "undo_reviews", "accept_clock_shift",
+        "stale_marts_notice",
+    ):  # fmt: skip
         return False
     if getattr(fn, "__module__", "") != module.__name__:
         return False
@@ -146,6 +155,7 @@ def _calls(warehouse: str) -> dict[str, tuple[Any, ...]]:
         "runs": (warehouse,),
         "quarantine": (warehouse,),
         "marts_freshness": (warehouse,),
+        "time_problems": (warehouse,),
     }
 
 
@@ -190,15 +200,22 @@ def test_every_dashboard_query_runs_on_a_warehouse_of_marts_only(
     group = [queries.Review("m", f"d{i}", "animal", "eland") for i in range(3)]
     undone = queries.write_reviews(warehouse, group, reviewer="test")
     queries.undo_reviews(warehouse, undone)
+    problem = {"site_id": "S1", "camera_id": "C2", "kind": "day_night_swap",
+               "proposed_shift_s": 43200, "proposed_shift_text": "+0:0:0 12:0:0"}  # fmt: skip
+    queries.accept_clock_shift(warehouse, pd.Series(problem), accepted_by="test")
     queries.stale_marts_notice(warehouse)
 
     failed = [(sql, exc) for sql, exc in recording.seen if exc is not None]
     assert not failed, failed
     writes = [sql for sql, _ in recording.seen if not READ.match(sql)]
-    assert len(writes) == 7, writes  # 1 + a group of 3 inserted, then those 3 undone
+    assert len(writes) == 8, writes  # 1 + a group of 3 inserted, those 3 undone, 1 shift
     assert all(INSERT_REVIEW.match(w) for w in writes[:4]), writes
-    assert all(UNDO_REVIEW.match(w) for w in writes[4:]), writes
+    assert all(UNDO_REVIEW.match(w) for w in writes[4:7]), writes
+    assert INSERT_SHIFT.match(writes[7]), writes
     assert recording.review.execute("select label from review.labels").fetchall() == [("kudu",)]
+    assert recording.review.execute(
+        "select camera_id, shift_micros, shift_text, accepted_by from review.clock_shifts"
+    ).fetchall() == [("C2", 43_200_000_000, "+0:0:0 12:0:0", "test")]
 
 
 def test_a_query_outside_the_marts_fails_here(recording: _Recording) -> None:
@@ -258,6 +275,8 @@ def test_no_dashboard_module_names_a_relation_outside_the_marts() -> None:
                 if (schema, name) == ("review", "labels") and (
                     INSERT_REVIEW.match(text) or UNDO_REVIEW.match(text)
                 ):
+                    continue
+                if (schema, name) == ("review", "clock_shifts") and INSERT_SHIFT.match(text):
                     continue
                 outside.append((path.name, lineno, match.group(0)))
     assert not outside, outside

@@ -24,6 +24,7 @@ PAGES = [
     "app_pages/human_activity.py",
     "app_pages/review.py",
     "app_pages/health.py",
+    "app_pages/time_problems.py",
 ]
 
 

@@ -90,6 +90,10 @@ def test_user_values_reach_every_dbt_var(toml: Path) -> None:
         "trend_alpha": 0.1,
         "sensitive_species": ["pangolin"],
         "sensitive_grid_km": 25,
+        "time_check_tolerance_minutes": 5,
+        "time_check_min_photos": 10,
+        "time_check_min_share": 0.6,
+        "day_night_sun_degrees": 6,
     }
     assert set(passed) == set(_declared())
 

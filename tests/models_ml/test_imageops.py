@@ -15,7 +15,9 @@ from PIL import Image
 from models_ml._imageops import (
     ImageRejected,
     _draft_request,
+    channel_difference,
     decode_rgb,
+    is_greyscale,
     letterbox,
     letterbox_offset,
     letterbox_planes,
@@ -317,3 +319,49 @@ def test_letterbox_planes_is_the_canvas_as_model_input(
     assert planes.dtype == np.float32 and planes.shape == (3, 48, 64)
     np.testing.assert_array_equal(planes, expected.transpose(2, 0, 1).astype(np.float32))
     assert (ratio2, pad2) == (ratio, pad)
+
+
+# ------------------------------------------------------------------ greyscale (IR night) photos
+
+_NIGHT_IR = [
+    "agentmorris__MegaDetector/images/channel-islands-thumb.jpg",  # Reconyx IR, 20:26
+    "agentmorris__MegaDetector/images/mike_folder/beaver_20241016221147_46.jpg",  # IR, 22:11
+    "google__cameratrapai/test_data/american_black_bear.jpg",
+]
+_DAY_COLOUR = [
+    "agentmorris__MegaDetector/images/idaho-camera-traps.jpg",  # 15:14
+    "jniedballa__camtrapR/inst/pictures/sample_images_species_tag/StationB/"
+    "StationB__2009-04-15__07-21-00(1).JPG",
+    "ianare__exif-samples/jpg/Reconyx_HC500_Hyperfire.jpg",
+    # camtrapR's Cuddeback flash photos are colour at night: colour says nothing about the hour
+    "jniedballa__camtrapR/inst/pictures/sample_images_species_tag/StationC/"
+    "StationC__2009-04-18__22-57-00(1).JPG",
+]
+
+
+@pytest.mark.parametrize("path", _NIGHT_IR)
+def test_real_ir_night_photos_are_greyscale(camtrap_dir: Path, path: str) -> None:
+    img = load_rgb((camtrap_dir / path).read_bytes(), draft_size=(640, 640))
+    assert channel_difference(img) < 2.5
+    assert is_greyscale(img)
+
+
+@pytest.mark.parametrize("path", _DAY_COLOUR)
+def test_real_colour_photos_are_not_greyscale(camtrap_dir: Path, path: str) -> None:
+    img = load_rgb((camtrap_dir / path).read_bytes(), draft_size=(640, 640))
+    assert channel_difference(img) > 3.5
+    assert not is_greyscale(img)
+
+
+def test_greyscale_agrees_with_the_manifest_guess(
+    manifest_rows: list[dict[str, str]], camtrap_dir: Path
+) -> None:
+    """Every sample photo the manifest calls (near) greyscale is, and no colour one is."""
+    checked = 0
+    for row in manifest_rows:
+        if row["kind"] != "image" or row["file_type"] != "JPEG" or not row["greyscale_ir_guess"]:
+            continue
+        img = load_rgb((camtrap_dir / row["path"]).read_bytes(), draft_size=(640, 640))
+        assert is_greyscale(img) == (row["greyscale_ir_guess"] == "yes"), row["path"]
+        checked += 1
+    assert checked > 100

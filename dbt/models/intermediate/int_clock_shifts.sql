@@ -1,10 +1,12 @@
 {#- The clock shifts of each site x camera ('*' = every camera of the site): the station's
-    timeShiftTable rows. Every shift that matches a photo is added to its camera time (a
-    station-wide shift and a camera's own add up; int_media_located). -#}
+    timeShiftTable rows (shift_origin 'time_shift_table') and the shifts accepted on the
+    dashboard's Time problems page (review.clock_shifts, shift_origin 'review'). Every shift that
+    matches a photo is added to its camera time (a station-wide shift and a camera's own add up;
+    int_media_located). -#}
 
 with
 
-shifts as (
+table_shifts as (
     select
         site_id,
         camera_id,
@@ -14,6 +16,24 @@ shifts as (
         shift_text,
         shift_origin
     from {{ ref('stg_pipeline__clock_shifts') }}
+),
+
+reviewed_shifts as (
+    select
+        site_id,
+        camera_id,
+        shift_months,
+        shift_days,
+        shift_micros,
+        shift_text,
+        shift_origin
+    from {{ ref('stg_review__clock_shifts') }}
+),
+
+shifts as (
+    select * from table_shifts
+    union all
+    select * from reviewed_shifts
 )
 
 select * from shifts

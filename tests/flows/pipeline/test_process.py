@@ -289,3 +289,35 @@ def test_coarse_groups_species_stage_labels_boxes_with_its_own_model_name(
     }  # fmt: skip
     for imagenet, group in known.items():
         assert matrix[labels.index(imagenet), col[group]] == 1, imagenet
+
+
+IR_NIGHT = "agentmorris__MegaDetector/images/channel-islands-thumb.jpg"  # Reconyx, 20:26 IR
+
+
+@pytest.mark.parametrize("every_photo", [False, True])
+def test_ingest_keeps_the_clock_evidence(
+    tmp_path: Path, pulled_models: Path, camtrap_dir: Path, every_photo: bool
+) -> None:
+    """raw.media keeps what the clock checks compare: is_greyscale from the decoded photo (the
+    IR night frame, not the colour day one), the file's wall time, and the info bar's printed
+    time beside the EXIF time when ocr_every_photo is set (read: the same second here)."""
+    src = tmp_path / "src"
+    src.mkdir()
+    for name, path in (("night.jpg", IR_NIGHT), ("day.jpg", COUGAR)):
+        (src / name).write_bytes((camtrap_dir / path).read_bytes())
+    settings = load_settings(
+        warehouse=str(tmp_path / "w.duckdb"), model_dir=str(pulled_models),
+        ocr_every_photo=every_photo,
+    )  # fmt: skip
+    _run(settings, ensure_pipeline_models(settings), src, "clock")
+    rows = query(
+        str(tmp_path / "w.duckdb"),
+        "select file_name, timestamp_source, is_greyscale, ocr_captured_at = captured_at, "
+        "ocr_captured_at is null, file_local_at is not null from raw.media order by file_name",
+    )
+    if every_photo:
+        assert rows == [("day.jpg", "exif", False, True, False, True),
+                        ("night.jpg", "exif", True, True, False, True)]  # fmt: skip
+    else:
+        assert rows == [("day.jpg", "exif", False, None, True, True),
+                        ("night.jpg", "exif", True, None, True, True)]  # fmt: skip

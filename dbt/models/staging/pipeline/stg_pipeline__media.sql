@@ -35,6 +35,7 @@ renamed as (
         timestamp_tag,
         utc_offset,
         exif_warnings,
+        is_greyscale,
 
         ----------  video clips (null for stills)
         duration_s,
@@ -54,6 +55,8 @@ renamed as (
 
         ----------  timestamps
         captured_at,
+        ocr_captured_at,
+        file_local_at,
         file_modified_at,
         ingested_at
 
