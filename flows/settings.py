@@ -61,6 +61,10 @@ DBT_VAR_SETTINGS: dict[str, str] = {
     "trend_alpha": "trend_alpha",
     "sensitive_species": "sensitive_species",
     "sensitive_grid_km": "sensitive_grid_km",
+    "confidence_level": "confidence_level",
+    "bootstrap_replicates": "bootstrap_replicates",
+    "bootstrap_seed": "bootstrap_seed",
+    "bootstrap_unit": "bootstrap_unit",
 }
 
 
@@ -352,6 +356,28 @@ class Settings(BaseSettings):
         gt=0.0,
         le=1.0,
         description="A trend is reported when the Mann-Kendall p is below this.",
+    )
+    # RAI intervals (marts.fct_rai_intervals): the bootstrap's settings are dbt vars too
+    confidence_level: float = Field(
+        default_factory=_dbt_default("confidence_level"),
+        gt=0.0,
+        lt=1.0,
+        description="Coverage of the bootstrap interval of RAI (0.95: 2.5th to 97.5th percentile).",
+    )
+    bootstrap_replicates: int = Field(
+        default_factory=_dbt_default("bootstrap_replicates"),
+        ge=1,
+        le=100_000,
+        description="Bootstrap resamples per site x period x species.",
+    )
+    bootstrap_seed: int = Field(
+        default_factory=_dbt_default("bootstrap_seed"),
+        ge=0,
+        description="Seed of the bootstrap (with a hash of each group's key).",
+    )
+    bootstrap_unit: Literal["camera_day", "deployment"] = Field(
+        default_factory=_dbt_default("bootstrap_unit"),
+        description="What the bootstrap resamples: camera-days or whole deployments.",
     )
 
     # Privacy (flows/access/privacy.py): shown and exported coordinates of these taxa are

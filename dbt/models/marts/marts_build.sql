@@ -7,6 +7,7 @@
 -- depends_on: {{ ref('fct_human_activity') }}
 -- depends_on: {{ ref('fct_population_variance') }}
 -- depends_on: {{ ref('fct_population_trend') }}
+-- depends_on: {{ ref('fct_rai_intervals') }}
 -- depends_on: {{ ref('fct_clips') }}
 -- depends_on: {{ ref('dim_deployments') }}
 -- depends_on: {{ ref('dim_media') }}
@@ -30,6 +31,7 @@ select
     cast(media.media as bigint) as media,
     cast(
         greatest(media.last_ingested_at, detections.last_detected_at) as timestamp
-    ) as built_through_at
+    ) as built_through_at,
+    cast({{ station_tables_state() }} as varchar) as station_tables_state
 from media
 cross join detections
