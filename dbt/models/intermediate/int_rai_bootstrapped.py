@@ -34,6 +34,24 @@ import numpy as np
 import pyarrow as pa
 
 KEY = ("site_id", "period_key", "category", "label")
+SCHEMA = pa.schema(
+    [(k, pa.string()) for k in KEY]
+    + [
+        ("events", pa.int64()),
+        ("trap_nights", pa.float64()),
+        ("n_units", pa.int64()),
+        ("rai", pa.float64()),
+        ("rai_lower", pa.float64()),
+        ("rai_upper", pa.float64()),
+        ("rai_se", pa.float64()),
+        ("between_deployment_variance", pa.float64()),
+        ("n_deployments", pa.int64()),
+        ("confidence_level", pa.float64()),
+        ("replicates", pa.int64()),
+        ("seed", pa.int64()),
+        ("unit", pa.string()),
+    ]
+)
 
 
 def group_rng(seed: int, key: tuple[str, ...]) -> np.random.Generator:
@@ -94,7 +112,7 @@ def bootstrap(
         lower, upper = np.quantile(reps, q)
         for name, value in zip(KEY, keys[lo], strict=True):
             out[name].append(value)
-        out["events"].append(int(round(total_events)))
+        out["events"].append(round(total_events))
         out["trap_nights"].append(total_effort)
         out["n_units"].append(int(c.sum()))
         out["rai"].append(rai)
@@ -158,14 +176,4 @@ def model(dbt: Any, session: Any) -> pa.Table:
     result["replicates"] = [replicates] * n
     result["seed"] = [seed] * n
     result["unit"] = [unit] * n
-    schema = pa.schema(
-        [(k, pa.string()) for k in KEY]
-        + [
-            ("events", pa.int64()), ("trap_nights", pa.float64()), ("n_units", pa.int64()),
-            ("rai", pa.float64()), ("rai_lower", pa.float64()), ("rai_upper", pa.float64()),
-            ("rai_se", pa.float64()), ("between_deployment_variance", pa.float64()),
-            ("n_deployments", pa.int64()), ("confidence_level", pa.float64()),
-            ("replicates", pa.int64()), ("seed", pa.int64()), ("unit", pa.string()),
-        ]  # fmt: skip
-    )
-    return pa.Table.from_pydict({f.name: result[f.name] for f in schema}, schema=schema)
+    return pa.Table.from_pydict({f.name: result[f.name] for f in SCHEMA}, schema=SCHEMA)
