@@ -40,6 +40,7 @@ def _insert_batch(
 ) -> None:
     """Images first_image .. first_image + images - 1 and their boxes, labels and flags."""
     con.execute(f"select setseed({seed})")
+    width = max(2, len(str(sites - 1)))  # lpad truncates: 500 sites need 3 digits
     species = ", ".join(f"'{s}'" for s in SPECIES)
     con.execute(
         f"""
@@ -47,7 +48,7 @@ def _insert_batch(
         select
             i,
             md5('media-' || i) || md5('x-' || i) as media_id,
-            'site-' || lpad(cast(i % {sites} as varchar), 2, '0') as site_id,
+            'site-' || lpad(cast(i % {sites} as varchar), {width}, '0') as site_id,
             'cam-' || cast((i // {sites}) % {cameras} as varchar) as camera_id,
             timestamp '{start}'
                 + to_microseconds(cast(random() * {days} * 86400e6 as bigint)) as captured_at,
