@@ -70,6 +70,10 @@ def test_user_values_reach_every_dbt_var(toml: Path) -> None:
         "trend_alpha = 0.1\n"
         'sensitive_species = ["pangolin"]\n'
         "sensitive_grid_km = 25\n"
+        "confidence_level = 0.9\n"
+        "bootstrap_replicates = 200\n"
+        "bootstrap_seed = 7\n"
+        'bootstrap_unit = "deployment"\n'
         "[detection_thresholds]\nanimal = 0.4\n",
         encoding="utf-8",
     )
@@ -88,6 +92,10 @@ def test_user_values_reach_every_dbt_var(toml: Path) -> None:
         "trend_alpha": 0.1,
         "sensitive_species": ["pangolin"],
         "sensitive_grid_km": 25,
+        "confidence_level": 0.9,
+        "bootstrap_replicates": 200,
+        "bootstrap_seed": 7,
+        "bootstrap_unit": "deployment",
     }
     assert set(passed) == set(_declared())
 
