@@ -18,6 +18,7 @@ are sorted, so the result does not depend on row order, on other groups, or on t
   with a handful of units) the bound is moved to the point, so lower <= rai <= upper always.
 - ``rai_se``: the standard deviation of the replicates (ddof 1); null with one replicate.
   Replicates whose resampled units have no effort (only effort-0 units drawn) are left out.
+  A group without events needs no draws: every replicate is 0 (lower = upper = se = 0).
 - ``between_deployment_variance``: the sample variance (ddof 1) of per-deployment RAI over the
   group's deployments with effort (``n_deployments``); null with fewer than two (one
   deployment has no between-deployment variance, which is not the same as a variance of 0).
@@ -88,12 +89,17 @@ def bootstrap(
 
     ``columns``: the group key columns, ``events``, ``trap_nights`` and ``units`` (how many
     units have that value), one row per distinct value, sorted by key then value."""
-    keys = list(zip(*(columns[k] for k in KEY), strict=True))
     events = columns["events"].astype(np.float64)
     effort = columns["trap_nights"].astype(np.float64)
     units = columns["units"].astype(np.int64)
-    starts = [i for i in range(len(keys)) if i == 0 or keys[i] != keys[i - 1]]
-    bounds = list(zip(starts, [*starts[1:], len(keys)], strict=True))
+    change = np.ones(len(events), dtype=bool)  # a row whose key differs from the row before
+    change[1:] = False
+    for k in KEY:
+        column = np.asarray(columns[k], dtype=object)
+        change[1:] |= column[1:] != column[:-1]
+    starts = np.flatnonzero(change).tolist()
+    bounds = list(zip(starts, [*starts[1:], len(events)], strict=True))
+    keys = {lo: tuple(str(columns[k][lo]) for k in KEY) for lo in starts}
     q = [(1.0 - level) / 2.0, (1.0 + level) / 2.0]
     out: dict[str, list[Any]] = {
         name: []
@@ -107,9 +113,14 @@ def bootstrap(
         if total_effort <= 0:
             continue  # no effort in the period: no RAI
         rai = 100.0 * total_events / total_effort
-        reps = bootstrap_group(e, t, c, replicates=replicates, rng=group_rng(seed, keys[lo]))
-        reps = reps[~np.isnan(reps)]
-        lower, upper = np.quantile(reps, q)
+        if total_events == 0:  # every unit has effort and no event: every replicate is 0
+            lower = upper = 0.0
+            se = 0.0 if replicates > 1 else None
+        else:
+            reps = bootstrap_group(e, t, c, replicates=replicates, rng=group_rng(seed, keys[lo]))
+            reps = reps[~np.isnan(reps)]
+            lower, upper = np.quantile(reps, q)
+            se = float(np.std(reps, ddof=1)) if len(reps) > 1 else None
         for name, value in zip(KEY, keys[lo], strict=True):
             out[name].append(value)
         out["events"].append(round(total_events))
@@ -118,7 +129,7 @@ def bootstrap(
         out["rai"].append(rai)
         out["rai_lower"].append(min(float(lower), rai))
         out["rai_upper"].append(max(float(upper), rai))
-        out["rai_se"].append(float(np.std(reps, ddof=1)) if len(reps) > 1 else None)
+        out["rai_se"].append(se)
     return out
 
 
