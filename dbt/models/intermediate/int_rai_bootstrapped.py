@@ -119,7 +119,7 @@ def bootstrap(
         else:
             reps = bootstrap_group(e, t, c, replicates=replicates, rng=group_rng(seed, keys[lo]))
             reps = reps[~np.isnan(reps)]
-            lower, upper = np.quantile(reps, q)
+            lower, upper = np.quantile(reps, q) if len(reps) else (rai, rai)
             se = float(np.std(reps, ddof=1)) if len(reps) > 1 else None
         for name, value in zip(KEY, keys[lo], strict=True):
             out[name].append(value)
