@@ -98,7 +98,7 @@ def bootstrap(
         column = np.asarray(columns[k], dtype=object)
         change[1:] |= column[1:] != column[:-1]
     starts = np.flatnonzero(change).tolist()
-    bounds = list(zip(starts, [*starts[1:], len(events)], strict=True))
+    bounds = list(zip(starts, [*starts[1:], len(events)][: len(starts)], strict=True))
     keys = {lo: tuple(str(columns[k][lo]) for k in KEY) for lo in starts}
     q = [(1.0 - level) / 2.0, (1.0 + level) / 2.0]
     out: dict[str, list[Any]] = {
