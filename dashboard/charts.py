@@ -41,6 +41,23 @@ def rai_with_variance(df: pd.DataFrame) -> alt.LayerChart | alt.FacetChart:
     return alt.layer(band, line, points).properties(height=280)
 
 
+def rai_with_interval(df: pd.DataFrame) -> alt.LayerChart | alt.FacetChart:
+    """RAI per period (line and points) inside its bootstrap interval (band), per label."""
+    base = alt.Chart(df).encode(
+        x=alt.X("period_start:T", title="period"), color=alt.Color("label:N", title="species")
+    )
+    band = base.mark_area(opacity=0.2).encode(
+        y=alt.Y("rai_lower:Q", title="RAI (events / 100 trap-nights)"), y2="rai_upper:Q"
+    )
+    tooltip = [
+        "period_start:T", "label:N", "events:Q", "trap_nights:Q", "rai:Q", "rai_lower:Q",
+        "rai_upper:Q", "n_units:Q", "between_deployment_variance:Q",
+    ]  # fmt: skip
+    line = base.mark_line(point=True).encode(y="rai:Q", tooltip=tooltip)
+    chart: alt.LayerChart | alt.FacetChart = alt.layer(band, line).properties(height=260)
+    return chart
+
+
 def effort(df: pd.DataFrame) -> alt.Chart:
     """Trap-nights per day: shown beside every count so a drop in effort reads as one."""
     daily = df.groupby("captured_on", as_index=False)["trap_nights"].max()

@@ -234,6 +234,24 @@ def population_trend(warehouse: str, labels_: tuple[str, ...], site: str) -> pd.
     )
 
 
+@st.cache_data(ttl=TTL_S, show_spinner=False)
+def rai_intervals(warehouse: str, labels_: tuple[str, ...], site: str) -> pd.DataFrame:
+    """RAI per period with its bootstrap interval (marts.fct_rai_intervals); empty when the
+    marts predate that mart."""
+    if not labels_:
+        return pd.DataFrame()
+    marks = ", ".join("?" * len(labels_))
+    return _read(
+        warehouse,
+        "select period, period_start, label, events, trap_nights, rai, rai_lower, rai_upper, "
+        "rai_se, n_units, between_deployment_variance, n_deployments, confidence_level, "
+        "replicates, unit, is_low_effort from marts.fct_rai_intervals "
+        f"where category = 'animal' and label in ({marks}) and site_id = ? "
+        "order by label, period_start",
+        [*labels_, site],
+    )
+
+
 # ---------------------------------------------------------------- sites
 
 

@@ -66,6 +66,10 @@ DBT_VAR_SETTINGS: dict[str, str] = {
     "time_check_min_photos": "time_check_min_photos",
     "time_check_min_share": "time_check_min_share",
     "day_night_sun_degrees": "day_night_sun_degrees",
+    "confidence_level": "confidence_level",
+    "bootstrap_replicates": "bootstrap_replicates",
+    "bootstrap_seed": "bootstrap_seed",
+    "bootstrap_unit": "bootstrap_unit",
 }
 
 
@@ -372,6 +376,28 @@ class Settings(BaseSettings):
         gt=0.0,
         le=1.0,
         description="A trend is reported when the Mann-Kendall p is below this.",
+    )
+    # RAI intervals (marts.fct_rai_intervals): the bootstrap's settings are dbt vars too
+    confidence_level: float = Field(
+        default_factory=_dbt_default("confidence_level"),
+        gt=0.0,
+        lt=1.0,
+        description="Coverage of the bootstrap interval of RAI (0.95: 2.5th to 97.5th percentile).",
+    )
+    bootstrap_replicates: int = Field(
+        default_factory=_dbt_default("bootstrap_replicates"),
+        ge=1,
+        le=100_000,
+        description="Bootstrap resamples per site x period x species.",
+    )
+    bootstrap_seed: int = Field(
+        default_factory=_dbt_default("bootstrap_seed"),
+        ge=0,
+        description="Seed of the bootstrap (with a hash of each group's key).",
+    )
+    bootstrap_unit: Literal["camera_day", "deployment"] = Field(
+        default_factory=_dbt_default("bootstrap_unit"),
+        description="What the bootstrap resamples: camera-days or whole deployments.",
     )
 
     # Clock checks (marts.fct_time_problems); dbt vars, defaults in dbt_project.yml

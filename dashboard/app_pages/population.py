@@ -1,4 +1,5 @@
-"""Population: daily events and RAI with rolling mean and variance band, CV, z-score, trend."""
+"""Population: daily events and RAI with rolling mean and variance band, CV, z-score, RAI per
+period with its bootstrap interval, trend."""
 
 import streamlit as st
 
@@ -60,6 +61,16 @@ st.subheader("Independent events per day")
 st.altair_chart(charts.events_per_day(df), width="stretch")
 st.subheader("Variability: CV of the 7-day window and z-score against the 30 days before")
 st.altair_chart(charts.cv_and_z(df), width="stretch")
+
+intervals = queries.load(queries.rai_intervals, wh, tuple(chosen), str(site))
+if not intervals.empty:
+    first = intervals.iloc[0]
+    st.subheader(f"RAI per {first['period']} with its {first['confidence_level']:.0%} interval")
+    st.caption(
+        f"Percentile bootstrap ({first['replicates']} resamples of {first['unit']}s, "
+        "marts.fct_rai_intervals); a wide band is few units or uneven ones, not a trend."
+    )
+    st.altair_chart(charts.rai_with_interval(intervals), width="stretch")
 
 st.subheader("Trend (Mann-Kendall, Sen's slope)")
 trend = queries.load(queries.population_trend, wh, tuple(chosen), str(site))

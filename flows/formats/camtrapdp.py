@@ -1,5 +1,6 @@
 """A Camtrap DP 1.0 package (datapackage.json, deployments.csv, media.csv, observations.csv)
-from the marts: :func:`export_camtrapdp`.
+from the marts: :func:`export_camtrapdp`; beside them ``rai_intervals.csv``
+(``marts.fct_rai_intervals``), listed as an extra resource with its own Table Schema.
 
 Everything counted comes from relations dbt builds: deployments and effort
 (``marts.dim_deployments``), media (``marts.dim_media``), media-level observations
@@ -29,6 +30,11 @@ from flows.formats.common import (
     now_utc,
     require_marts,
     write_csv,
+)
+from flows.formats.rai_intervals import (
+    RAI_INTERVALS_FILE,
+    RAI_INTERVALS_SCHEMA,
+    write_rai_intervals,
 )
 from flows.store import ids
 from flows.store import warehouse as _warehouse
@@ -76,6 +82,7 @@ class CamtrapResult:
     timestamp_issues: list[str] = field(default_factory=list)  # deployments without a UTC offset
     no_coordinates: list[str] = field(default_factory=list)
     unplaced_media: int = 0  # media outside every deployment (not exported)
+    rai_intervals: Path | None = None  # the companion rai_intervals.csv (an extra resource)
 
 
 def _offset(value: str | None) -> str | None:
@@ -340,10 +347,12 @@ def export_camtrapdp(
     result.deployments = write_csv(out_dir / "deployments.csv", DEPLOYMENT_FIELDS, dep_rows)
     result.media = write_csv(out_dir / "media.csv", MEDIA_FIELDS, media_rows)
     write_csv(out_dir / "observations.csv", OBSERVATION_FIELDS, obs_rows)
+    with _warehouse.connect(warehouse, read_only=True) as con:
+        result.rai_intervals = write_rai_intervals(con, out_dir)
 
     package = _datapackage(
         dep_rows, media, obs_rows, title=title, contributor=contributor, grid_km=grid_km,
-        generalised=bool(result.generalised),
+        generalised=bool(result.generalised), rai_intervals=result.rai_intervals is not None,
     )  # fmt: skip
     (out_dir / "datapackage.json").write_text(
         json.dumps(package, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
@@ -378,6 +387,7 @@ def _datapackage(
     contributor: str,
     grid_km: float,
     generalised: bool,
+    rai_intervals: bool = False,
 ) -> dict[str, Any]:
     lats = [d["latitude"] for d in deployments if d["latitude"] is not None]
     lons = [d["longitude"] for d in deployments if d["longitude"] is not None]
@@ -399,7 +409,7 @@ def _datapackage(
     taxa = sorted({o["scientificName"] for o in observations if o["scientificName"]})
     created = datetime.now(UTC).replace(microsecond=0)
     name = re.sub(r"[^a-z0-9._-]+", "-", title.lower()).strip("-") or "trapflow"
-    resources = [
+    resources: list[dict[str, Any]] = [
         {
             "name": table,
             "path": f"{table}.csv",
@@ -411,6 +421,22 @@ def _datapackage(
         }
         for table in ("deployments", "media", "observations")
     ]
+    if rai_intervals:  # an extra resource: Camtrap DP allows resources of other names
+        resources.append(
+            {
+                "name": "rai_intervals",
+                "path": RAI_INTERVALS_FILE,
+                "profile": "tabular-data-resource",
+                "format": "csv",
+                "mediatype": "text/csv",
+                "encoding": "utf-8",
+                "description": (
+                    "RAI (independent events per 100 trap-nights) per site, period and species "
+                    "with a percentile bootstrap interval (trapflow marts.fct_rai_intervals)."
+                ),
+                "schema": RAI_INTERVALS_SCHEMA,
+            }
+        )
     package: dict[str, Any] = {
         "resources": resources,
         "profile": CAMTRAP_DP_PROFILE,

@@ -12,6 +12,7 @@ from typing import Any
 
 from flows.access.privacy import generalise, sensitive_sites
 from flows.formats.common import default_setting, require_marts
+from flows.formats.rai_intervals import write_rai_intervals
 from flows.store import warehouse as _warehouse
 
 
@@ -24,7 +25,8 @@ def export_mart_csvs(
     thresholds: Mapping[str, float] | None = None,
     classification_threshold: float | None = None,
 ) -> list[Path]:
-    """One CSV per table in the marts schema (header row, ISO dates, empty = null).
+    """One CSV per table in the marts schema (header row, ISO dates, empty = null), and the
+    companion ``rai_intervals.csv`` (:mod:`flows.formats.rai_intervals`) last.
 
     ``latitude``/``longitude`` of rows at sites that ever recorded a ``sensitive`` taxon
     (``flows.access.privacy.sensitive_sites``) are written as the centre of their ``grid_km`` cell.
@@ -74,7 +76,8 @@ def export_mart_csvs(
                 )
             con.execute(f"copy ({select}) to '{target}' (header, delimiter ',')")
             written.append(path)
-    return written
+        companion = write_rai_intervals(con, out_dir)
+    return [*written, *([companion] if companion else [])]
 
 
 def _grid_table(

@@ -4,6 +4,7 @@ sensitive coordinates are generalised, and a concurrent writer never surfaces a 
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
@@ -263,3 +264,19 @@ def test_label_page_says_what_to_do_before_any_marts(tmp_path, monkeypatch):
     at.switch_page("app_pages/label.py").run()
     assert not at.exception, [e.value for e in at.exception]
     assert any("trapflow run" in i.value for i in at.info)
+
+
+def test_population_shows_the_rai_interval_band_from_its_mart(warehouse):
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.run()
+    assert not at.exception, at.exception
+    heading = "RAI per month with its 95% interval"
+    assert heading in [s.value for s in at.subheader], [s.value for s in at.subheader]
+    charts = [*at.get("arrow_vega_lite_chart"), *at.get("vega_lite_chart")]
+    specs = [json.loads(c.proto.spec) for c in charts]
+    banded = [
+        s for s in specs
+        if any(json.dumps(layer.get("encoding", {}).get("y2", {})).find("rai_upper") >= 0
+               for layer in s.get("layer", []))
+    ]  # fmt: skip
+    assert banded, "no chart draws rai_lower..rai_upper"

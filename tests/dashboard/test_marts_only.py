@@ -144,6 +144,7 @@ def _calls(warehouse: str) -> dict[str, tuple[Any, ...]]:
         "date_span": (warehouse,),
         "population_variance": (warehouse, ("impala", "zebra"), "S1", day, later),
         "population_trend": (warehouse, ("impala",), "S1"),
+        "rai_intervals": (warehouse, ("impala",), "S1"),
         "behaviour_time": (warehouse, "S1"),
         "deployments": (warehouse,),
         "site_events": (warehouse,),

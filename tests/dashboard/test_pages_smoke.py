@@ -93,6 +93,17 @@ def test_charts_are_built_from_frames():
     band = spec["datasets"][next(iter(spec["datasets"]))]
     assert {round(r["band_lo"], 3) for r in band} == {3.0} and {r["band_hi"] for r in band} == {7.0}
     assert charts.effort(df).to_dict()["mark"]["type"] == "bar"
+    periods = pd.DataFrame(
+        {"period_start": pd.to_datetime(["2024-01-01", "2024-02-01"]).date,
+         "label": "impala", "events": [2, 0], "trap_nights": [30.0, 28.5], "rai": [6.7, 0.0],
+         "rai_lower": [0.0, 0.0], "rai_upper": [16.1, 0.0], "n_units": [30, 29],
+         "between_deployment_variance": [None, None]}
+    )  # fmt: skip
+    layers = charts.rai_with_interval(periods).to_dict()["layer"]
+    assert [layer["mark"] if isinstance(layer["mark"], str) else layer["mark"]["type"]
+            for layer in layers] == ["area", "line"]  # fmt: skip
+    assert layers[0]["encoding"]["y"]["field"] == "rai_lower"
+    assert layers[0]["encoding"]["y2"]["field"] == "rai_upper"
     assert charts.cv_and_z(df).to_dict()
     dep = pd.DataFrame(
         {"site_id": ["A", "B"], "camera_id": ["c", "c"], "latitude": [1.0, None],

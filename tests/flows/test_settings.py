@@ -71,6 +71,10 @@ def test_user_values_reach_every_dbt_var(toml: Path) -> None:
         "trend_alpha = 0.1\n"
         'sensitive_species = ["pangolin"]\n'
         "sensitive_grid_km = 25\n"
+        "confidence_level = 0.9\n"
+        "bootstrap_replicates = 200\n"
+        "bootstrap_seed = 7\n"
+        'bootstrap_unit = "deployment"\n'
         "[detection_thresholds]\nanimal = 0.4\n",
         encoding="utf-8",
     )
@@ -94,6 +98,10 @@ def test_user_values_reach_every_dbt_var(toml: Path) -> None:
         "time_check_min_photos": 10,
         "time_check_min_share": 0.6,
         "day_night_sun_degrees": 6,
+        "confidence_level": 0.9,
+        "bootstrap_replicates": 200,
+        "bootstrap_seed": 7,
+        "bootstrap_unit": "deployment",
     }
     assert set(passed) == set(_declared())
 

@@ -9,6 +9,7 @@
 -- depends_on: {{ ref('fct_human_activity') }}
 -- depends_on: {{ ref('fct_population_variance') }}
 -- depends_on: {{ ref('fct_population_trend') }}
+-- depends_on: {{ ref('fct_rai_intervals') }}
 -- depends_on: {{ ref('fct_clips') }}
 -- depends_on: {{ ref('dim_deployments') }}
 -- depends_on: {{ ref('dim_media') }}

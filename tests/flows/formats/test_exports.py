@@ -23,7 +23,7 @@ from typer.testing import CliRunner
 from flows.cli import app
 from flows.formats import exports as _exports
 from flows.settings import Settings
-from tests.conftest import copy_samples, query
+from tests.conftest import SHARED_DIR, copy_samples, query
 
 DATA = Path(__file__).parents[2] / "data" / "camtrapdp"
 DEFAULTS = Settings()
@@ -325,17 +325,27 @@ def test_import_rejects_what_is_not_md_output(tmp_path: Path) -> None:
 # ---- Camtrap DP ------------------------------------------------------------------------
 
 
-def _validate_package(out: Path) -> frictionless.Report:
-    """frictionless against the vendored table schemas (the package names the published URLs)."""
+def _validate_package(out: Path, standards: Path = DATA) -> frictionless.Report:
+    """frictionless against the vendored table schemas (the package names the published URLs),
+    or those of ``standards``; an extra resource carries its own schema inline."""
     descriptor = json.loads((out / "datapackage.json").read_text(encoding="utf-8"))
-    profile = json.loads((DATA / "camtrap-dp-profile.json").read_text(encoding="utf-8"))
-    jsonschema.validate(descriptor, profile)
+    profile = json.loads((standards / "camtrap-dp-profile.json").read_text(encoding="utf-8"))
+    if "allOf" in profile:
+        # the published profile: its parts refer to remote schemas (the Data Package spec,
+        # GeoJSON) that cannot be fetched offline, so apply its rule on the resources (the
+        # three Camtrap DP tables by schema URL; any other name is an extra resource)
+        rule = next(p["properties"]["resources"] for p in profile["allOf"] if "properties" in p)
+        rule = json.loads(json.dumps(rule).replace('"#$defs/', '"#/$defs/'))  # 1.0 lacks a "/"
+        jsonschema.validate(descriptor["resources"], {"$defs": profile["$defs"], **rule})
+    else:
+        jsonschema.validate(descriptor, profile)
     local = copy.deepcopy(descriptor)
     del local["profile"]  # the remote profile: checked above with jsonschema, offline
     for resource in local["resources"]:
-        resource["schema"] = json.loads(
-            (DATA / f"{resource['name']}-table-schema.json").read_text(encoding="utf-8")
-        )
+        if isinstance(resource["schema"], str):
+            resource["schema"] = json.loads(
+                (standards / f"{resource['name']}-table-schema.json").read_text(encoding="utf-8")
+            )
     package = frictionless.Package(local, basepath=str(out))
     return package.validate()
 
@@ -343,6 +353,33 @@ def _validate_package(out: Path) -> frictionless.Report:
 def _rows(path: Path) -> list[dict[str, str]]:
     with path.open(encoding="utf-8", newline="") as fh:
         return list(csv.DictReader(fh))
+
+
+def _assert_rai_intervals_match_the_mart(warehouse: Path, path: Path) -> None:
+    """rai_intervals.csv holds marts.fct_rai_intervals' species rows, value for value."""
+    mart = query(
+        warehouse,
+        "select site_id, period_start, label, rai, rai_lower, rai_upper, confidence_level,"
+        " replicates, seed, unit, n_units, between_deployment_variance"
+        " from marts.fct_rai_intervals where category = 'animal'",
+    )
+    assert mart, "the sample marts have RAI intervals"
+    rows = _rows(path)
+    assert len(rows) == len(mart)
+    by_key = {(r["site"], r["period"], r["species"]): r for r in rows}
+    for site, start, label, rai, lower, upper, level, reps, seed, unit, n, var in mart:
+        row = by_key[(site, start.isoformat(), label)]
+        for field, value in (("rai", rai), ("lower", lower), ("upper", upper)):
+            assert float(row[field]) == pytest.approx(value, abs=1e-6), (field, row)
+        assert float(row["lower"]) <= float(row["rai"]) <= float(row["upper"])
+        assert (float(row["confidence_level"]), int(row["replicates"]), int(row["seed"])) == (
+            level, reps, seed
+        )  # fmt: skip
+        assert (row["unit"], int(row["n_units"])) == (unit, n)
+        if var is None:
+            assert row["between_deployment_variance"] == ""
+        else:
+            assert float(row["between_deployment_variance"]) == pytest.approx(var, abs=1e-6)
 
 
 @pytest.mark.slow  # the session's sample ingest; the test itself takes < 1 s
@@ -355,6 +392,15 @@ def test_camtrapdp_package_is_valid(sample_run: dict[str, Any], tmp_path: Path) 
     )  # fmt: skip
     report = _validate_package(out)
     assert report.valid, report.flatten(["rowNumber", "fieldName", "type", "note"])[:10]
+    # and against the published Camtrap DP 1.0 files (../shared/standards), offline
+    report = _validate_package(out, SHARED_DIR / "standards" / "camtrap-dp-1.0")
+    assert report.valid, report.flatten(["rowNumber", "fieldName", "type", "note"])[:10]
+
+    # the companion RAI intervals: an extra resource, the mart's rows
+    descriptor = json.loads((out / "datapackage.json").read_text(encoding="utf-8"))
+    extra = [r for r in descriptor["resources"] if r["name"] == "rai_intervals"]
+    assert extra and extra[0]["path"] == "rai_intervals.csv" == result.rai_intervals.name
+    _assert_rai_intervals_match_the_mart(warehouse, out / "rai_intervals.csv")
 
     deployments = {d["deploymentID"]: d for d in _rows(out / "deployments.csv")}
     media = {m["mediaID"]: m for m in _rows(out / "media.csv")}
@@ -477,7 +523,10 @@ def test_mart_csvs(sample_run: dict[str, Any], tmp_path: Path) -> None:
     marts = [r[0] for r in query(
         warehouse, "select table_name from information_schema.tables where table_schema = 'marts'"
     )]  # fmt: skip
-    assert sorted(p.stem for p in paths) == sorted(marts)
+    assert sorted(p.stem for p in paths) == sorted([*marts, "rai_intervals"])
+    assert paths[-1].name == "rai_intervals.csv" and "fct_rai_intervals" in marts
+    _assert_rai_intervals_match_the_mart(warehouse, paths[-1])
+    paths = paths[:-1]
     assert {"fct_daily_population", "fct_events", "dim_deployments"} <= set(marts)
     for path in paths:
         rows = _rows(path)
