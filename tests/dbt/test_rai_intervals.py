@@ -198,9 +198,12 @@ def test_three_camera_days_with_0_0_3_events_match_an_exact_enumeration(tmp_path
             "select unit_id, events, trap_nights from intermediate.int_rai_units"
             " where site_id = 'S3' order by unit_id"
         ).fetchall()
+    # unit = site / deployment (S3/C9, inferred) / day
     assert units == [
-        ("S3/C9/2024-06-01", 0, 1.0), ("S3/C9/2024-06-02", 0, 1.0), ("S3/C9/2024-06-03", 3, 1.0)
-    ]  # fmt: skip
+        ("S3/S3/C9/2024-06-01", 0, 1.0),
+        ("S3/S3/C9/2024-06-02", 0, 1.0),
+        ("S3/S3/C9/2024-06-03", 3, 1.0),
+    ]
     row = intervals(warehouse)[("S3", "animal")]
     values, weights = _exact_bootstrap([0, 0, 3], [1.0, 1.0, 1.0])
     mean = float(values @ weights)

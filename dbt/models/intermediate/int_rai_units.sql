@@ -1,11 +1,13 @@
 {#- The units the RAI bootstrap resamples (int_rai_bootstrapped), per site x trend_period x
     category x label, and for '(all sites)' (every site's units together):
 
-    - bootstrap_unit 'camera_day': one row per camera-day with effort (int_camera_operation_daily:
-      fractional trap-nights) for every label ever seen at the site, with the independent events
-      of the label that started on that camera that day (an event belongs to its first record's
-      camera, int_events_grouped); days without a sighting are units with 0 events, so zeros
-      count. A camera-day with events but no effort (events during a problem period) is a unit
+    - bootstrap_unit 'camera_day': one row per deployment-day with effort
+      (int_camera_operation_daily: fractional trap-nights; a deployment is one camera, or a
+      whole station when its table has no camera column) for every label ever seen at the site,
+      with the independent events of the label that started in that deployment that day (an
+      event belongs to its first record's deployment, int_events_grouped); days without a
+      sighting are units with 0 events, so zeros count. Keyed by deployment, not camera: a
+      station-wide deployment's effort row is camera '*', its photos' cameras are real. A camera-day with events but no effort (events during a problem period) is a unit
       with effort 0, so the events still count.
     - bootstrap_unit 'deployment': the same rows summed per deployment within the period.
 
@@ -36,24 +38,24 @@ labels_anywhere as (
 event_days as (
     select
         site_id,
-        camera_id,
+        deployment_id,
         started_on as unit_on,
         category,
         label,
-        arg_min(deployment_id, event_started_at) as deployment_id,
         count(*) as events
     from events
-    group by site_id, camera_id, started_on, category, label
+    where deployment_id is not null
+    group by site_id, deployment_id, started_on, category, label
 ),
 
 camera_days as (
     select
         site_id,
-        camera_id,
         operation_on as unit_on,
         deployment_id,
-        effort
+        sum(effort) as effort
     from operation
+    group by site_id, operation_on, deployment_id
 ),
 
 {% for name, labels, on in [
@@ -67,7 +69,6 @@ camera_days as (
         '(all sites)' sums every site's effort for every label) -#}
     select
         coalesce(labelled.site_id, event_days.site_id) as site_id,
-        coalesce(labelled.camera_id, event_days.camera_id) as camera_id,
         coalesce(labelled.unit_on, event_days.unit_on) as unit_on,
         coalesce(labelled.category, event_days.category) as category,
         coalesce(labelled.label, event_days.label) as label,
@@ -81,7 +82,7 @@ camera_days as (
     ) as labelled
     full outer join event_days
         on labelled.site_id = event_days.site_id
-        and labelled.camera_id = event_days.camera_id
+        and labelled.deployment_id = event_days.deployment_id
         and labelled.unit_on = event_days.unit_on
         and labelled.category = event_days.category
         and labelled.label = event_days.label
@@ -108,7 +109,7 @@ placed as (
         cast(date_trunc('{{ s.trend_period }}', unit_on) as date) as period_start,
         category,
         label,
-        concat_ws('/', site_id, camera_id, cast(unit_on as varchar)) as unit_id,
+        concat_ws('/', site_id, deployment_id, cast(unit_on as varchar)) as unit_id,
         deployment_id,
         events,
         trap_nights

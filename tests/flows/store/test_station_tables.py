@@ -101,6 +101,19 @@ def test_camtrapr_station_table_gives_camtrapr_trap_nights(
     assert rows(warehouse, "select sum(trap_nights) from (select distinct captured_on, "
                 "site_id, trap_nights from marts.fct_daily_population) where site_id = "
                 "'StationC'") == [(37.5,)]  # fmt: skip
+    # RAI intervals on a station-wide table (effort rows are camera '*', photos' cameras are
+    # real): each station's events sit in its own effort, so the between-deployment variance
+    # is that of the stations' RAIs as the daily mart gives them
+    per_station = rows(warehouse, "select 100.0 * sum(events) / sum(trap_nights) from "
+                       "marts.fct_daily_population where label = 'Leopard Cat' and captured_on "
+                       "between '2009-04-01' and '2009-04-30' group by site_id")  # fmt: skip
+    assert len(per_station) == 3
+    (variance,) = rows(warehouse, "select between_deployment_variance from "
+                       "marts.fct_rai_intervals where site_id = '(all sites)' and label = "
+                       "'Leopard Cat' and period_start = '2009-04-01'")  # fmt: skip
+    values = [v for (v,) in per_station]
+    mean = sum(values) / 3
+    assert variance[0] == pytest.approx(sum((v - mean) ** 2 for v in values) / 2)
     # the station table's IANA zone gives the export its offsets (Asia/Kuching: +08:00)
     package = tmp_path / "package"
     res = cli("export", "camtrapdp", "--out", str(package), "--warehouse", str(warehouse))
