@@ -9,7 +9,15 @@ from typing import Annotated
 
 import typer
 
-from flows.cli._app import WarehouseOpt, console, fail, fail_from, import_app, user_errors
+from flows.cli._app import (
+    WarehouseOpt,
+    console,
+    err,
+    fail,
+    fail_from,
+    import_app,
+    user_errors,
+)
 from flows.settings import Settings, load_settings
 
 #: What a station table or a time shift changes: the deployments, their problems, the shifted
@@ -114,3 +122,29 @@ def _rebuild(settings: Settings, build: bool) -> None:
     except user_errors() as exc:
         raise fail_from(exc) from None
     console.print(f"marts that depend on the station tables rebuilt in {seconds:.1f} s")
+    _warn_unmatched(settings)
+
+
+def _warn_unmatched(settings: Settings) -> None:
+    """What the rebuilt marts say did not meet: listed deployments without a photo (a station
+    name that does not match the photos' site folders?) and photos no table lists (their effort
+    is inferred from the photos themselves)."""
+    from flows.store import open_store
+
+    with open_store(settings).reading() as con:
+        empty = con.execute(
+            "select deployment_id from marts.dim_deployments where not is_inferred and images = 0"
+            " order by 1"
+        ).fetchall()
+        unlisted = con.execute(
+            "select deployment_id from marts.dim_deployments where is_inferred order by 1"
+        ).fetchall()
+    for what, found in (
+        ("listed deployments without a photo (do their station names match the photos' "
+         "sites?)", empty),
+        ("cameras no station table lists (effort inferred from their photos)", unlisted),
+    ):  # fmt: skip
+        if found:
+            names = ", ".join(str(r[0]) for r in found[:8])
+            more = f" and {len(found) - 8} more" if len(found) > 8 else ""
+            err.print(f"warning: {len(found)} {what}: {names}{more}")

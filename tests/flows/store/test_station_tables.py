@@ -65,7 +65,7 @@ def test_camtrapr_station_table_gives_camtrapr_trap_nights(
               "--warehouse", str(warehouse))  # fmt: skip
     assert res.exit_code == 0, res.output
     assert "(CTtable): 3 deployments, 1 problem periods" in res.output
-    assert "rebuilt" in res.output
+    assert "rebuilt" in res.output and "warning" not in res.output
     got = rows(warehouse, "select deployment_id, camera_id, effort_start, effort_end, trap_nights, "
                "problem_periods, timezone from marts.dim_deployments order by 1")  # fmt: skip
     assert got == [
@@ -317,3 +317,18 @@ def test_cameras_with_exact_times_give_exact_fractions(warehouse: Path, tmp_path
                        "marts.fct_daily_population where site_id = 'StationA'"))  # fmt: skip
     assert nights[date(2009, 4, 12)] == pytest.approx(1.25)
     assert nights[date(2009, 4, 2)] == pytest.approx(0.25)
+
+
+def test_station_names_that_miss_the_photos_are_warned_about(
+    warehouse: Path, tmp_path: Path
+) -> None:
+    """A table whose stations are not the photos' site names loads (it may be right and the
+    folders wrong), but says so: its deployments have no photo, and the photos no table."""
+    table = tmp_path / "renamed.csv"
+    table.write_text("Station,Setup_date,Retrieval_date\nSt1,02/04/2009,14/05/2009\n", "utf-8")
+    res = cli("import", "stations", str(table), "--date-format", "dmy",
+              "--warehouse", str(warehouse))  # fmt: skip
+    assert res.exit_code == 0, res.output
+    assert "warning: 1 listed deployments without a photo" in res.output
+    assert "St1" in res.output
+    assert "warning: 3 cameras no station table lists" in res.output
