@@ -20,25 +20,13 @@
             "var listed_downtime_from_gaps must be true or false; got " ~ listed_gaps
         ) }}
     {%- endif -%}
-    {%- set numbers = {} -%}
-    {%- for name, low, high in [
+    {%- set numbers = checked_numbers([
         ('independence_minutes', 0, none),
         ('camera_down_gap_days', 0, none),
         ('min_effort_trap_nights', -1, none),
         ('classification_threshold', -1, 1),
         ('trend_alpha', 0, 1),
-    ] -%}
-        {%- set value = var(name) -%}
-        {%- if value is not number or value is sameas true or value is sameas false
-            or value <= low or (high is not none and value > high) -%}
-            {{ exceptions.raise_compiler_error(
-                "var " ~ name ~ " must be a number "
-                ~ ("> " ~ low if low >= 0 else ">= 0")
-                ~ (" and <= " ~ high if high is not none else "") ~ "; got " ~ value
-            ) }}
-        {%- endif -%}
-        {%- do numbers.update({name: value}) -%}
-    {%- endfor -%}
+    ]) -%}
     {%- do numbers.update({
         'independence_mode': mode,
         'listed_downtime_from_gaps': listed_gaps,
@@ -79,4 +67,24 @@
         select concat_ws(',', 's', site_id, camera_id, shift_months, shift_days, shift_micros)
         from {{ ref('int_clock_shifts') }}
     ))
+{%- endmacro %}
+
+{#- Vars that must be numbers in a range: [(name, low, high)], low exclusive (-1: >= 0), high
+    inclusive or none. A bad one fails the compile naming it. Returns {name: value}; every
+    group of vars (population_settings, time_check_settings) checks its numbers here. -#}
+{% macro checked_numbers(specs) -%}
+    {%- set numbers = {} -%}
+    {%- for name, low, high in specs -%}
+        {%- set value = var(name) -%}
+        {%- if value is not number or value is sameas true or value is sameas false
+            or value <= low or (high is not none and value > high) -%}
+            {{ exceptions.raise_compiler_error(
+                "var " ~ name ~ " must be a number "
+                ~ ("> " ~ low if low >= 0 else ">= 0")
+                ~ (" and <= " ~ high if high is not none else "") ~ "; got " ~ value
+            ) }}
+        {%- endif -%}
+        {%- do numbers.update({name: value}) -%}
+    {%- endfor -%}
+    {{ return(numbers) }}
 {%- endmacro %}

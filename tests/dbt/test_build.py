@@ -586,3 +586,20 @@ def test_dashboard_views_show_writes_before_the_next_build(
     assert row["last_error"] == "<url> 500; <url>"  # the URL runs to the next space
     text = " ".join(str(v) for v in row.to_numpy())
     assert "://" not in text and "hunter2" not in text and "s3cr3t" not in text
+
+
+@pytest.mark.parametrize(
+    ("bad", "message"),
+    [
+        ("{camera_down_gap_days: -1}", "var camera_down_gap_days must be a number > 0; got -1"),
+        ("{time_check_min_share: 2}", "var time_check_min_share must be a number > 0 and <= 1"),
+        ("{listed_downtime_from_gaps: 'yes'}", "var listed_downtime_from_gaps must be true or"),
+    ],
+)
+def test_a_bad_var_fails_the_compile_naming_it(tmp_path: Path, bad: str, message: str) -> None:
+    """Every group of checked vars (macros/population_settings.sql: checked_numbers) refuses a
+    value it cannot use before anything is built."""
+    warehouse = create_warehouse(tmp_path / "warehouse.duckdb", {})
+    result = dbt_build(warehouse, tmp_path, "--vars", bad, command="compile")
+    assert result.returncode != 0
+    assert message in result.stdout
