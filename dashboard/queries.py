@@ -194,17 +194,24 @@ def population_variance(
     warehouse: str, labels_: tuple[str, ...], site: str, start: date, end: date
 ) -> pd.DataFrame:
     """Daily events, effort, RAI and its rolling statistics (marts.fct_population_variance)."""
+    return _for_labels(
+        warehouse, labels_,
+        "select captured_on, site_id, label, events, trap_nights, rai, rolling_mean_7d, "
+        "rolling_var_7d, rolling_cv_7d, rolling_mean_30d, rolling_cv_30d, z_score, is_low_effort "
+        "from marts.fct_population_variance",
+        "site_id = ? and captured_on between ? and ? order by label, captured_on",
+        [site, start, end],
+    )  # fmt: skip
+
+
+def _for_labels(
+    warehouse: str, labels_: tuple[str, ...], select: str, where: str, params: list[Any]
+) -> pd.DataFrame:
+    """``select ... where label in (labels_) and <where>``; nothing asked, nothing read."""
     if not labels_:
         return pd.DataFrame()
     marks = ", ".join("?" * len(labels_))
-    return _read(
-        warehouse,
-        "select captured_on, site_id, label, events, trap_nights, rai, rolling_mean_7d, "
-        "rolling_var_7d, rolling_cv_7d, rolling_mean_30d, rolling_cv_30d, z_score, is_low_effort "
-        f"from marts.fct_population_variance where label in ({marks}) and site_id = ? "
-        "and captured_on between ? and ? order by label, captured_on",
-        [*labels_, site, start, end],
-    )
+    return _read(warehouse, f"{select} where label in ({marks}) and {where}", [*labels_, *params])
 
 
 @st.cache_data(ttl=TTL_S, show_spinner=False)
@@ -222,34 +229,25 @@ def behaviour_time(warehouse: str, site: str) -> pd.DataFrame:
 
 @st.cache_data(ttl=TTL_S, show_spinner=False)
 def population_trend(warehouse: str, labels_: tuple[str, ...], site: str) -> pd.DataFrame:
-    if not labels_:
-        return pd.DataFrame()
-    marks = ", ".join("?" * len(labels_))
-    return _read(
-        warehouse,
+    return _for_labels(
+        warehouse, labels_,
         "select label, site_id, period, first_period, last_period, n_periods, sens_slope, "
-        "mann_kendall_z, p_value, direction from marts.fct_population_trend "
-        f"where label in ({marks}) and site_id = ? order by label",
-        [*labels_, site],
-    )
+        "mann_kendall_z, p_value, direction from marts.fct_population_trend",
+        "site_id = ? order by label", [site],
+    )  # fmt: skip
 
 
 @st.cache_data(ttl=TTL_S, show_spinner=False)
 def rai_intervals(warehouse: str, labels_: tuple[str, ...], site: str) -> pd.DataFrame:
     """RAI per period with its bootstrap interval (marts.fct_rai_intervals); empty when the
     marts predate that mart."""
-    if not labels_:
-        return pd.DataFrame()
-    marks = ", ".join("?" * len(labels_))
-    return _read(
-        warehouse,
+    return _for_labels(
+        warehouse, labels_,
         "select period, period_start, label, events, trap_nights, rai, rai_lower, rai_upper, "
         "rai_se, n_units, between_deployment_variance, n_deployments, confidence_level, "
-        "replicates, unit, is_low_effort from marts.fct_rai_intervals "
-        f"where category = 'animal' and label in ({marks}) and site_id = ? "
-        "order by label, period_start",
-        [*labels_, site],
-    )
+        "replicates, unit, is_low_effort from marts.fct_rai_intervals",
+        "category = 'animal' and site_id = ? order by label, period_start", [site],
+    )  # fmt: skip
 
 
 # ---------------------------------------------------------------- sites

@@ -8,13 +8,10 @@ e.g. ``TRAPFLOW_DETECTION_THRESHOLDS__PERSON=0.6``.
 
 from __future__ import annotations
 
-import copy
 import difflib
-import functools
 import json
 import os
 import tomllib
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
@@ -34,65 +31,22 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from flows.dbt_vars import DBT_PROJECT_FILE as DBT_PROJECT_FILE
+from flows.dbt_vars import DBT_VAR_SETTINGS as DBT_VAR_SETTINGS
+from flows.dbt_vars import dbt_default
+from flows.dbt_vars import dbt_defaults as dbt_defaults
 from flows.errors import UserError
 
 if TYPE_CHECKING:
     from flows.store.station_tables import CTOptions
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-DBT_PROJECT_FILE = REPO_ROOT / "dbt" / "dbt_project.yml"
 MEDIA_EXTENSIONS = ("jpg", "jpeg", "png", "tif", "tiff", "mp4", "avi", "mov")  # + clips
 CATEGORIES = ("animal", "person", "vehicle")  # MegaDetector's categories 1, 2, 3
-
-#: Every dbt var of dbt_project.yml and the setting that gives its value. dbt owns the rules
-#: and their defaults (dbt_project.yml ``vars:``); the settings read those defaults from there
-#: and pass every var on each build (Settings.dbt_vars).
-DBT_VAR_SETTINGS: dict[str, str] = {
-    "detection_thresholds": "detection_thresholds",
-    "animal_detector": "animal_model",
-    "person_vehicle_detector": "general_model",
-    "person_cue_detector": "person_cue_model",
-    "classification_threshold": "classification_threshold",
-    "independence_minutes": "independence_minutes",
-    "independence_mode": "independence_mode",
-    "camera_down_gap_days": "camera_down_gap_days",
-    "listed_downtime_from_gaps": "listed_downtime_from_gaps",
-    "min_effort_trap_nights": "min_effort_trap_nights",
-    "trend_period": "trend_period",
-    "trend_alpha": "trend_alpha",
-    "sensitive_species": "sensitive_species",
-    "sensitive_grid_km": "sensitive_grid_km",
-    "time_check_tolerance_minutes": "time_check_tolerance_minutes",
-    "time_check_min_photos": "time_check_min_photos",
-    "time_check_min_share": "time_check_min_share",
-    "day_night_sun_degrees": "day_night_sun_degrees",
-    "confidence_level": "confidence_level",
-    "bootstrap_replicates": "bootstrap_replicates",
-    "bootstrap_seed": "bootstrap_seed",
-    "bootstrap_unit": "bootstrap_unit",
-}
 
 
 class SettingsError(UserError, ValueError):
     """A setting has a value trapflow cannot use; the message is one line naming it and the fix."""
-
-
-@functools.cache
-def dbt_defaults() -> dict[str, Any]:
-    """The vars dbt_project.yml declares, with their defaults (the one literal of each)."""
-    import yaml  # type: ignore[import-untyped]
-
-    project = yaml.safe_load(DBT_PROJECT_FILE.read_text(encoding="utf-8"))
-    return dict(project.get("vars") or {})
-
-
-def _dbt_default(var: str) -> Callable[[], Any]:
-    """A default_factory: dbt_project.yml's default of ``var`` (a fresh copy each time)."""
-
-    def factory() -> Any:
-        return copy.deepcopy(dbt_defaults()[var])
-
-    return factory
 
 
 def _default_mirror() -> str | None:
@@ -203,16 +157,16 @@ class Settings(BaseSettings):
 
     # Inference
     animal_model: str = Field(
-        default_factory=_dbt_default("animal_detector"),
+        default_factory=dbt_default("animal_detector"),
         description="Detector for animals; its animal boxes are counted (dbt var animal_detector).",
     )
     general_model: str = Field(
-        default_factory=_dbt_default("person_vehicle_detector"),
+        default_factory=dbt_default("person_vehicle_detector"),
         description="Detector for persons and vehicles; its boxes of those are counted (dbt var "
         "person_vehicle_detector).",
     )
     person_cue_model: str | None = Field(
-        default_factory=_dbt_default("person_cue_detector"),
+        default_factory=dbt_default("person_cue_detector"),
         description="ImageNet classifier looking for apparel and gear in animal boxes "
         "(a second opinion on people); empty to switch off.",
     )
@@ -288,7 +242,7 @@ class Settings(BaseSettings):
 
     # Marts: each of these is a dbt var; the defaults are dbt_project.yml's (dbt owns the rules)
     detection_thresholds: dict[str, float] = Field(
-        default_factory=_dbt_default("detection_thresholds"),
+        default_factory=dbt_default("detection_thresholds"),
         description="Minimum confidence per category counted by the marts (dbt var).",
     )
     build_marts: bool = Field(default=True, description="Run dbt build after each ingest.")
@@ -337,88 +291,88 @@ class Settings(BaseSettings):
         "before the marts are built.",
     )
     independence_minutes: float = Field(
-        default_factory=_dbt_default("independence_minutes"),
+        default_factory=dbt_default("independence_minutes"),
         gt=0.0,
         description="Detections of a species closer than this are one event.",
     )
     independence_mode: Literal["last_independent", "last_record"] = Field(
-        default_factory=_dbt_default("independence_mode"),
+        default_factory=dbt_default("independence_mode"),
         description="Compare to the event's first record (camtrapR lastIndependentRecord) "
         "or to the previous record (lastRecord).",
     )
     camera_down_gap_days: float = Field(
-        default_factory=_dbt_default("camera_down_gap_days"),
+        default_factory=dbt_default("camera_down_gap_days"),
         gt=0.0,
         description="Gaps between images longer than this are down days.",
     )
     listed_downtime_from_gaps: bool = Field(
-        default_factory=_dbt_default("listed_downtime_from_gaps"),
+        default_factory=dbt_default("listed_downtime_from_gaps"),
         description="Infer down days from image gaps in listed deployments too (where their "
         "table has no problem columns); camtrapR and Camtrap DP do not.",
     )
     min_effort_trap_nights: float = Field(
-        default_factory=_dbt_default("min_effort_trap_nights"),
+        default_factory=dbt_default("min_effort_trap_nights"),
         ge=0.0,
         description="Rolling windows with less effort get no statistics.",
     )
     classification_threshold: float = Field(
-        default_factory=_dbt_default("classification_threshold"),
+        default_factory=dbt_default("classification_threshold"),
         ge=0.0,
         le=1.0,
         description="Minimum top-1 probability of a species label.",
     )
     trend_period: Literal["week", "month"] = Field(
-        default_factory=_dbt_default("trend_period"),
+        default_factory=dbt_default("trend_period"),
         description="Periods of the population trend test (fct_population_trend).",
     )
     trend_alpha: float = Field(
-        default_factory=_dbt_default("trend_alpha"),
+        default_factory=dbt_default("trend_alpha"),
         gt=0.0,
         le=1.0,
         description="A trend is reported when the Mann-Kendall p is below this.",
     )
     # RAI intervals (marts.fct_rai_intervals): the bootstrap's settings are dbt vars too
     confidence_level: float = Field(
-        default_factory=_dbt_default("confidence_level"),
+        default_factory=dbt_default("confidence_level"),
         gt=0.0,
         lt=1.0,
         description="Coverage of the bootstrap interval of RAI (0.95: 2.5th to 97.5th percentile).",
     )
     bootstrap_replicates: int = Field(
-        default_factory=_dbt_default("bootstrap_replicates"),
+        default_factory=dbt_default("bootstrap_replicates"),
         ge=1,
         le=100_000,
         description="Bootstrap resamples per site x period x species.",
     )
     bootstrap_seed: int = Field(
-        default_factory=_dbt_default("bootstrap_seed"),
+        default_factory=dbt_default("bootstrap_seed"),
         ge=0,
         description="Seed of the bootstrap (with a hash of each group's key).",
     )
     bootstrap_unit: Literal["camera_day", "deployment"] = Field(
-        default_factory=_dbt_default("bootstrap_unit"),
+        default_factory=dbt_default("bootstrap_unit"),
         description="What the bootstrap resamples: camera-days or whole deployments.",
     )
 
     # Clock checks (marts.fct_time_problems); dbt vars, defaults in dbt_project.yml
     time_check_tolerance_minutes: float = Field(
-        default_factory=_dbt_default("time_check_tolerance_minutes"),
+        default_factory=dbt_default("time_check_tolerance_minutes"),
         gt=0.0,
         description="EXIF and the info bar's or file's time further apart than this disagree.",
     )
     time_check_min_photos: int = Field(
-        default_factory=_dbt_default("time_check_min_photos"),
+        default_factory=dbt_default("time_check_min_photos"),
         ge=1,
         description="A camera's clock is checked with at least this many photos.",
     )
     time_check_min_share: float = Field(
-        default_factory=_dbt_default("time_check_min_share"),
+        default_factory=dbt_default("time_check_min_share"),
         gt=0.0,
         le=1.0,
         description="A clock problem: this share disagrees, and agrees once shifted.",
     )
     day_night_sun_degrees: float = Field(
-        default_factory=_dbt_default("day_night_sun_degrees"),
+        default_factory=dbt_default("day_night_sun_degrees"),
         ge=0.0,
         le=30.0,
         description="Colour photos below -this sun elevation, greyscale above it, disagree.",
@@ -427,12 +381,12 @@ class Settings(BaseSettings):
     # Privacy (flows/access/privacy.py): shown and exported coordinates of these taxa are
     # generalised; dbt vars too (dbt decides which sites are sensitive)
     sensitive_species: Annotated[tuple[str, ...], NoDecode] = Field(
-        default_factory=_dbt_default("sensitive_species"),
+        default_factory=dbt_default("sensitive_species"),
         description="Taxa whose locations are generalised (substring match on the label; add "
         "IUCN CR/EN species you work with).",
     )
     sensitive_grid_km: float = Field(
-        default_factory=_dbt_default("sensitive_grid_km"),
+        default_factory=dbt_default("sensitive_grid_km"),
         ge=0.0,
         description="Grid cell (km) sensitive coordinates are rounded to.",
     )

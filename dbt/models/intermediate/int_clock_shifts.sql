@@ -4,36 +4,8 @@
     matches a photo is added to its camera time (a station-wide shift and a camera's own add up;
     int_media_located). -#}
 
-with
+{%- set columns = 'site_id, camera_id, shift_months, shift_days, shift_micros, shift_text, shift_origin' %}
 
-table_shifts as (
-    select
-        site_id,
-        camera_id,
-        shift_months,
-        shift_days,
-        shift_micros,
-        shift_text,
-        shift_origin
-    from {{ ref('stg_pipeline__clock_shifts') }}
-),
-
-reviewed_shifts as (
-    select
-        site_id,
-        camera_id,
-        shift_months,
-        shift_days,
-        shift_micros,
-        shift_text,
-        shift_origin
-    from {{ ref('stg_review__clock_shifts') }}
-),
-
-shifts as (
-    select * from table_shifts
-    union all
-    select * from reviewed_shifts
-)
-
-select * from shifts
+select {{ columns }} from {{ ref('stg_pipeline__clock_shifts') }}
+union all
+select {{ columns }} from {{ ref('stg_review__clock_shifts') }}

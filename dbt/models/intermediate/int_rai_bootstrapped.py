@@ -162,17 +162,26 @@ def model(dbt: Any, session: Any) -> pa.Table:
         "bootstrap_unit", dbt.config.meta_get("bootstrap_unit"), str,
         lambda v: v in ("camera_day", "deployment"), "'camera_day' or 'deployment'",
     )  # fmt: skip
-    units = dbt.ref("int_rai_units")
     group = "site_id, cast(period_start as varchar) as period_key, category, label"
     group_by = "site_id, period_key, category, label"
-    distinct = units.aggregate(
-        f"{group}, events, trap_nights, count(*) as units",
+    # one scan of the units view: its rows counted per group, deployment and value (camera-days
+    # repeat few values), kept in memory for both the draws and the per-deployment spread
+    counted = session.from_arrow(
+        dbt.ref("int_rai_units")
+        .aggregate(
+            f"{group}, deployment_id, events, trap_nights, count(*) as units",
+            f"{group_by}, deployment_id, events, trap_nights",
+        )
+        .to_arrow_table()
+    )
+    distinct = counted.aggregate(
+        f"{group_by}, events, trap_nights, cast(sum(units) as bigint) as units",
         f"{group_by}, events, trap_nights",
     ).order(f"{group_by}, events, trap_nights")
     result = bootstrap(distinct.fetchnumpy(), level=level, replicates=replicates, seed=seed)
 
-    per_deployment = units.filter("trap_nights > 0").aggregate(
-        f"{group}, deployment_id, 100.0 * sum(events) / sum(trap_nights) as rai",
+    per_deployment = counted.filter("trap_nights > 0").aggregate(
+        f"{group_by}, deployment_id, 100.0 * sum(events * units) / sum(trap_nights * units) as rai",
         f"{group_by}, deployment_id",
     )
     spread = per_deployment.aggregate(
