@@ -6,6 +6,7 @@ the model."""
 
 from __future__ import annotations
 
+import importlib.util
 import itertools
 import json
 from datetime import date
@@ -222,3 +223,32 @@ def test_three_camera_days_with_0_0_3_events_match_an_exact_enumeration(tmp_path
     assert (row["unit"], row["n_units"]) == ("deployment", 1)
     assert row["rai_lower"] == row["rai"] == row["rai_upper"] == pytest.approx(100.0)
     assert row["rai_se"] == 0.0 and row["between_deployment_variance"] is None
+
+
+def test_between_deployment_variance_does_not_depend_on_row_order() -> None:
+    """The spread is summed exactly: any order of the rows gives the same bits (a streaming
+    var_samp gave 625.0000000000001 on one build and 625.0 on the next)."""
+    spec = importlib.util.spec_from_file_location(
+        "int_rai_bootstrapped",
+        Path(__file__).parents[2] / "dbt/models/intermediate/int_rai_bootstrapped.py",
+    )
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    rng = np.random.default_rng(7)
+    rows = [
+        ("S1", "2024-06-01", "animal", "animal", f"d{d}", int(e), float(t), int(u))
+        for d in range(6)
+        for e, t, u in zip(
+            rng.integers(0, 4, 5), rng.uniform(0.1, 1.0, 5), rng.integers(1, 9, 5), strict=True
+        )
+    ]
+    first = module.between_deployment(rows)
+    for _ in range(20):
+        order = rng.permutation(len(rows))
+        assert module.between_deployment([rows[i] for i in order]) == first
+    variance, n = first[("S1", "2024-06-01", "animal", "animal")]
+    assert n == 6 and variance > 0
+    assert module.between_deployment(rows[:5]) == {
+        ("S1", "2024-06-01", "animal", "animal"): (None, 1)
+    }

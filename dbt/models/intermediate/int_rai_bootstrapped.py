@@ -29,6 +29,8 @@ The vars reach a Python model through its config (``meta``, _intermediate__rai.y
 from __future__ import annotations
 
 import hashlib
+import math
+import statistics
 from typing import Any
 
 import numpy as np
@@ -133,6 +135,24 @@ def bootstrap(
     return out
 
 
+def between_deployment(rows: list[tuple[Any, ...]]) -> dict[tuple[str, ...], tuple[Any, int]]:
+    """Per group key: (sample variance of per-deployment RAI or None, deployments with effort).
+
+    Exact sums (``math.fsum``) and ``statistics.variance`` (exact rational arithmetic) over
+    rows sorted by key and deployment, so the figure does not depend on the order the engine
+    scanned or aggregated rows in (a streaming ``var_samp`` differs in the last bit)."""
+    sums: dict[tuple[str, ...], dict[str, tuple[list[float], list[float]]]] = {}
+    for *key, deployment, events, trap_nights, units in rows:
+        parts = sums.setdefault(tuple(str(k) for k in key), {}).setdefault(deployment, ([], []))
+        parts[0].append(float(events) * units)
+        parts[1].append(float(trap_nights) * units)
+    out: dict[tuple[str, ...], tuple[Any, int]] = {}
+    for key, deployments in sums.items():
+        rai = [100.0 * math.fsum(e) / math.fsum(t) for e, t in deployments.values()]
+        out[key] = (statistics.variance(rai) if len(rai) > 1 else None, len(rai))
+    return out
+
+
 def _setting(name: str, raw: Any, kind: type, check: Any, rule: str) -> Any:
     """A var from the model's meta (rendered as text), checked: one line naming the var."""
     try:
@@ -180,14 +200,12 @@ def model(dbt: Any, session: Any) -> pa.Table:
     ).order(f"{group_by}, events, trap_nights")
     result = bootstrap(distinct.fetchnumpy(), level=level, replicates=replicates, seed=seed)
 
-    per_deployment = counted.filter("trap_nights > 0").aggregate(
-        f"{group_by}, deployment_id, 100.0 * sum(events * units) / sum(trap_nights * units) as rai",
-        f"{group_by}, deployment_id",
+    by_key = between_deployment(
+        counted.filter("trap_nights > 0")
+        .project(f"{group_by}, deployment_id, events, trap_nights, units")
+        .order(f"{group_by}, deployment_id, events, trap_nights")
+        .fetchall()
     )
-    spread = per_deployment.aggregate(
-        f"{group_by}, var_samp(rai) as variance, count(*) as n", group_by
-    ).fetchall()
-    by_key = {tuple(row[:4]): (row[4], row[5]) for row in spread}
     keys = list(zip(*(result[k] for k in KEY), strict=True))
     result["between_deployment_variance"] = [by_key.get(k, (None, 0))[0] for k in keys]
     result["n_deployments"] = [by_key.get(k, (None, 0))[1] for k in keys]
