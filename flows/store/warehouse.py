@@ -85,6 +85,11 @@ def _nested(host: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConnecti
         cursor.close()
 
 
+def sql_literal(value: object) -> str:
+    """A SQL string literal (quotes doubled): duckdb 1.5 takes no prepared parameter in ATTACH."""
+    return "'" + str(value).replace("'", "''") + "'"
+
+
 def open_file(
     path: Path, *, read_only: bool = False, config: dict[str, Any] | None = None
 ) -> duckdb.DuckDBPyConnection:
@@ -94,7 +99,7 @@ def open_file(
     con = duckdb.connect(":memory:", config={"temp_directory": f"{path}.tmp", **(config or {})})
     try:
         mode = " (read_only)" if read_only else ""
-        con.execute(f"attach ? as {ALIAS}{mode}", [str(path)])
+        con.execute(f"attach {sql_literal(path)} as {ALIAS}{mode}")
         con.execute(f"use {ALIAS}")
     except BaseException:
         con.close()
@@ -166,7 +171,7 @@ def attached(path: Path, *, wait_s: float | None = None) -> Iterator[duckdb.Duck
                 yield cursor
             return
         host = _host()
-        _waiting(path, wait_s, lambda: host.execute(f"attach ? as {ALIAS}", [str(path)]))
+        _waiting(path, wait_s, lambda: host.execute(f"attach {sql_literal(path)} as {ALIAS}"))
         open_here[key] = host
         failed = True
         try:

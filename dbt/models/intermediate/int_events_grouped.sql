@@ -74,13 +74,14 @@ starts as (
         site_id,
         category,
         label,
+        {#- each time as a one-element list, so the accumulator (the starts so far) has the
+            lists' own type: the first time is the first start -#}
         unnest(list_reduce(
-            times_us,
+            list_transform(times_us, lambda t: [t]),
             lambda acc, t: case
-                when t - acc[-1] >= {{ s.independence_us }} then list_append(acc, t)
+                when t[1] - acc[-1] >= {{ s.independence_us }} then list_concat(acc, t)
                 else acc
-            end,
-            [times_us[1]]
+            end
         )) as started_us
     from series
 ),
