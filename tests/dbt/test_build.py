@@ -23,7 +23,7 @@ from typing import Any
 import duckdb
 import pytest
 
-from flows.store.warehouse import ensure_schema
+from flows.store.warehouse import ensure_schema, open_file
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DBT_PROJECT_DIR = REPO_ROOT / "dbt"
@@ -558,7 +558,7 @@ def test_dashboard_views_show_writes_before_the_next_build(
             **media_rows()[0], "media_id": sha("m10"), "file_path": "S1/C1/m10.JPG",
             "run_id": "run-2", "ingested_at": ts("2024-06-06 09:01:00"),
         })  # fmt: skip
-    with duckdb.connect(str(warehouse), read_only=True) as con:
+    with open_file(warehouse, read_only=True) as con:  # as the dashboard reads
         box = con.execute(
             "select label, label_source, is_reviewed, is_counted from marts.fct_detections"
             " where detection_id = ?",
