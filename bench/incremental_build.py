@@ -22,13 +22,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-import duckdb
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.synthetic_warehouse import append_new, generate
 from flows.settings import Settings
 from flows.store.dbt import run_dbt
+from flows.store.warehouse import open_file
 
 MARTS = ("fct_events", "fct_daily_population", "fct_population_variance", "dim_media")
 
@@ -43,7 +42,7 @@ def _models(settings: Settings, top: int = 5) -> dict[str, float]:
 
 
 def _fingerprint(path: Path) -> dict[str, str]:
-    with duckdb.connect(str(path), read_only=True) as con:
+    with open_file(path, read_only=True) as con:
         out = {}
         for mart in MARTS:
             rows = con.execute(f"select * from marts.{mart} order by all").fetchall()

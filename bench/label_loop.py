@@ -34,7 +34,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import numpy as np
 import pyarrow as pa
 
@@ -47,6 +46,7 @@ from flows.pipeline.train_now import record_report, train_now, training_examples
 from flows.settings import load_settings
 from flows.store import open_store
 from flows.store.dbt import run_dbt
+from flows.store.warehouse import open_file
 from models_ml import training
 from models_ml.registry import load_manifest
 from models_ml.similarity import SKETCH_DIM, sketch
@@ -59,7 +59,7 @@ def _embed(wh: Path, rng: np.random.Generator) -> int:
     """Cached embeddings (and sketches) for every crop the one rule picks; returns crops."""
     manifest = load_manifest()
     animal_id, embedder = manifest[ANIMAL].model_id, manifest[training.EMBEDDER].model_id
-    with duckdb.connect(str(wh)) as con:
+    with open_file(wh) as con:
         _, keys_m, keys_k = classified_crops(con, animal_id)
         centres = rng.normal(size=(CENTRES, 1280))
         which = rng.integers(0, CENTRES, size=len(keys_k))
@@ -172,7 +172,7 @@ def main() -> None:
         )  # fmt: skip
 
         # train now on --train labelled crops (each its centre's species)
-        with duckdb.connect(str(wh)) as con:
+        with open_file(wh) as con:
             picked = con.execute(
                 "select c.media_id, c.detection_id, 'species_' || cast(b.centre % 8 as varchar) "
                 "from marts.fct_label_crops c join main.bench_centres b "

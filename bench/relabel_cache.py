@@ -33,6 +33,7 @@ from flows.pipeline.inference import WHOLE_FRAME_KEY
 from flows.pipeline.relabel import relabel
 from flows.settings import load_settings
 from flows.store import open_store
+from flows.store.warehouse import open_file
 from models_ml._types import BBox, Detection
 from models_ml.classifier import WHOLE_FRAME, classification_targets
 from models_ml.registry import load_manifest
@@ -95,7 +96,7 @@ def main() -> None:
         (out / "labels.txt").write_text("\n".join(map(str, model.classes_)) + "\n")
         register_head(model_dir, "species_head", "1", head, out / "labels.txt")
 
-        with duckdb.connect(str(wh)) as con:
+        with open_file(wh) as con:
             manifest = load_manifest()
             embedder_id = manifest[EMBEDDER].model_id
             photos, keys_m, keys_k = classified_crops(con, manifest[ANIMAL].model_id)

@@ -26,8 +26,6 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
-import duckdb
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.synthetic_warehouse import generate
@@ -36,6 +34,7 @@ from flows.settings import Settings
 from flows.store.dbt import run_dbt
 from flows.store.deployments import load_deployments_csv
 from flows.store.station_tables import CTOptions
+from flows.store.warehouse import open_file
 
 START = date(2024, 1, 1)
 
@@ -66,7 +65,7 @@ def _write(path: Path, rows: list[dict[str, str]]) -> None:
 
 
 def _load(warehouse: Path, table: Path) -> bool:
-    with duckdb.connect(str(warehouse)) as con:
+    with open_file(warehouse) as con:
         return load_deployments_csv(con, table, CTOptions(date_format="ymd")).changed
 
 
@@ -121,7 +120,7 @@ def main() -> None:
     out["full_build_s"] = round(full, 2)
     out["camera_operation_models_s"] = round(_camop_seconds(settings), 2)
 
-    with duckdb.connect(str(warehouse), read_only=True) as con:
+    with open_file(warehouse, read_only=True) as con:
         dbt_nights = dict(con.execute(
             "select deployment_id, trap_nights from marts.dim_deployments"
         ).fetchall())  # fmt: skip
@@ -141,14 +140,14 @@ def main() -> None:
     t0 = time.perf_counter()
     out["reload_changed"] = _load(warehouse, table)
     out["reload_s"] = round(time.perf_counter() - t0, 3)
-    with duckdb.connect(str(warehouse), read_only=True) as con:
+    with open_file(warehouse, read_only=True) as con:
         out["stale_after_change"] = con.execute(
             "select is_stale from marts.marts_freshness"
         ).fetchone()[0]  # type: ignore[index]
     t0 = time.perf_counter()
     rebuild_station_marts(settings)
     rebuild = time.perf_counter() - t0
-    with duckdb.connect(str(warehouse), read_only=True) as con:
+    with open_file(warehouse, read_only=True) as con:
         out["stale_after_rebuild"] = con.execute(
             "select is_stale from marts.marts_freshness"
         ).fetchone()[0]  # type: ignore[index]

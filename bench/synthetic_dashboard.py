@@ -19,6 +19,8 @@ import sys
 import time
 from pathlib import Path
 
+from flows.store.warehouse import open_file
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 APP = str(Path(__file__).resolve().parents[1] / "dashboard" / "streamlit_app.py")
@@ -31,14 +33,13 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3, help="cold renders per page (median)")
     args = parser.parse_args()
 
-    import duckdb
     import streamlit as st
     from streamlit.testing.v1 import AppTest
 
     os.environ["TRAPFLOW_WAREHOUSE"] = str(Path(args.warehouse).absolute())
     warm_up = AppTest.from_file(APP, default_timeout=300)
     warm_up.run()
-    with duckdb.connect(str(args.warehouse), read_only=True) as con:
+    with open_file(args.warehouse, read_only=True) as con:
         sizes = {
             t: con.execute(f"select count(*) from {t}").fetchone()[0]  # type: ignore[index]
             for t in ("raw.detections", "marts.dim_media", "marts.fct_events",

@@ -20,7 +20,7 @@ from typing import Any
 
 import duckdb
 
-from flows.store.warehouse import ensure_schema
+from flows.store.warehouse import ensure_schema, open_file
 
 SPECIES = ["impala", "zebra", "elephant", "buffalo", "giraffe", "warthog", "hyena", "lion",
            "leopard", "baboon", "dik-dik", "waterbuck"]  # fmt: skip
@@ -142,7 +142,7 @@ def generate(
     """A new warehouse at `path` with about `detections` boxes (about 1.5 per image)."""
     path.unlink(missing_ok=True)
     t0 = time.perf_counter()
-    with duckdb.connect(str(path)) as con:
+    with open_file(path) as con:
         con.execute("set enable_progress_bar = false")
         ensure_schema(con)
         _insert_batch(
@@ -155,7 +155,7 @@ def generate(
 
 def append_new(path: Path, fraction: float, *, sites: int = 20, cameras: int = 3) -> dict[str, Any]:
     """Add `fraction` x the existing images as new ones, dated in the 7 days after the last."""
-    with duckdb.connect(str(path)) as con:
+    with open_file(path) as con:
         con.execute("set enable_progress_bar = false")
         row = con.execute("select count(*), max(captured_at) from raw.media").fetchone()
         existing, last = (int(row[0]), row[1]) if row else (0, None)

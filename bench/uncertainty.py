@@ -27,7 +27,6 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-import duckdb
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -35,6 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.synthetic_warehouse import generate
 from flows.settings import REPO_ROOT, Settings
 from flows.store.dbt import run_dbt
+from flows.store.warehouse import open_file
 
 MODEL_FILE = REPO_ROOT / "dbt" / "models" / "intermediate" / "int_rai_bootstrapped.py"
 CAMERA_OPERATION = (
@@ -118,7 +118,7 @@ def main() -> None:
     module = _model_module()
     group = "site_id, cast(period_start as varchar) as period_key, category, label"
     by = "site_id, period_key, category, label"
-    with duckdb.connect(str(warehouse), read_only=True) as con:
+    with open_file(warehouse, read_only=True) as con:
         con.execute("set enable_progress_bar = false")
         distinct = con.sql(
             f"select {group}, events, trap_nights, count(*) as units "

@@ -12,7 +12,6 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import duckdb
 import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
@@ -21,6 +20,7 @@ from typer.testing import CliRunner
 from dashboard import auth
 from flows.access import signin as _access
 from flows.settings import load_settings
+from flows.store.warehouse import open_file
 
 APP = str(Path(__file__).resolve().parents[2] / "dashboard" / "streamlit_app.py")
 EXACT = (-1.234567, 36.765432)  # the elephant site's camera
@@ -32,7 +32,7 @@ EVERYWHERE = "0.0.0.0"  # noqa: S104  (the address the dashboard must refuse wit
 def warehouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The marts the pages read: an elephant at S1 (sensitive), impala at S2."""
     path = tmp_path_factory.mktemp("auth") / "w.duckdb"
-    with duckdb.connect(str(path)) as con:
+    with open_file(path) as con:
         con.execute("create schema marts")
         con.execute(
             "create table marts.fct_daily_population as select * from (values "

@@ -13,10 +13,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from flows.store.warehouse import open_file
 from tests.conftest import query
 
 REPO = Path(__file__).resolve().parents[2]
@@ -101,7 +101,7 @@ def test_alert_link_opens_review_and_a_false_positive_is_saved(warehouse):
 
 
 def test_sensitive_species_coordinates_are_generalised(warehouse, monkeypatch):
-    with duckdb.connect(str(warehouse)) as con:
+    with open_file(warehouse) as con:
         site = con.execute("select min(site_id) from marts.dim_deployments").fetchone()[0]
         con.execute(
             "update marts.dim_deployments set latitude = -1.234567, longitude = 36.765432 "
@@ -213,7 +213,7 @@ def test_dashboard_marts_match_raw_and_say_when_they_are_behind(warehouse):
     at = AppTest.from_file(APP, default_timeout=60)
     at.run()
     assert not [i.value for i in at.info if "The marts are out of date" in i.value]
-    with duckdb.connect(str(warehouse)) as con:  # an ingest after the build
+    with open_file(warehouse) as con:  # an ingest after the build
         con.execute(
             "insert into raw.media select * replace (md5(media_id) || md5(media_id) as media_id, "
             "timezone('UTC', now()) as ingested_at) from raw.media limit 1"

@@ -27,6 +27,8 @@ import pandas as pd
 import pytest
 import yaml
 
+from flows.store.warehouse import open_file
+
 REPO = Path(__file__).resolve().parents[2]
 DASHBOARD = REPO / "dashboard"
 MARTS_YML = sorted((REPO / "dbt" / "models" / "marts").rglob("*.yml"))
@@ -55,7 +57,7 @@ def mart_contracts() -> dict[str, list[tuple[str, str]]]:
 
 def marts_only_warehouse(path: Path) -> Path:
     """A DuckDB file with an empty table per mart (its contract's columns) and nothing else."""
-    with duckdb.connect(str(path)) as con:
+    with open_file(path) as con:
         con.execute("create schema marts")
         for name, columns in mart_contracts().items():
             cols = ", ".join(f'"{c}" {t}' for c, t in columns)
@@ -108,8 +110,8 @@ def recording(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[_Reco
 
     marts_path = marts_only_warehouse(tmp_path / "marts_only.duckdb")
     with (
-        duckdb.connect(str(marts_path)) as marts,
-        duckdb.connect(str(tmp_path / "review_write.duckdb")) as review,
+        open_file(marts_path) as marts,
+        open_file(tmp_path / "review_write.duckdb") as review,
     ):
         review.execute(REVIEW_DDL.read_text(encoding="utf-8"))
         review.execute(SHIFTS_DDL.read_text(encoding="utf-8"))

@@ -9,13 +9,13 @@ import io
 import json
 from pathlib import Path
 
-import duckdb
 import pandas as pd
 import pytest
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 from dashboard import charts, images
+from flows.store.warehouse import open_file
 
 APP = str(Path(__file__).resolve().parents[2] / "dashboard" / "streamlit_app.py")
 PAGES = [
@@ -34,7 +34,7 @@ def test_every_page_on_an_empty_warehouse_says_what_to_do(monkeypatch, tmp_path,
     if kind == "schema_only":  # a warehouse a run created, before any marts were built
         from flows.store.warehouse import ensure_schema
 
-        with duckdb.connect(str(warehouse)) as con:
+        with open_file(warehouse) as con:
             ensure_schema(con)
     monkeypatch.setenv("TRAPFLOW_WAREHOUSE", str(warehouse))
     at = AppTest.from_file(APP, default_timeout=60)
@@ -137,7 +137,7 @@ def test_a_long_write_lock_is_a_notice_or_the_last_result_never_a_traceback(monk
     from flows.store.warehouse import ensure_schema
 
     warehouse = tmp_path / "w.duckdb"
-    with duckdb.connect(str(warehouse)) as con:
+    with open_file(warehouse) as con:
         ensure_schema(con)
     monkeypatch.setenv("TRAPFLOW_WAREHOUSE", str(warehouse))
     monkeypatch.setattr(queries, "READ_WAIT_S", 0.5)

@@ -222,7 +222,7 @@ def bookkeeping_rows() -> dict[str, list[dict[str, Any]]]:
 
 def create_warehouse(path: Path, tables: dict[str, list[dict[str, Any]]]) -> Path:
     """Create raw.* exactly as the flows do (flows/store/schema/*.sql) and insert the given rows."""
-    with duckdb.connect(str(path)) as con:
+    with open_file(path) as con:
         ensure_schema(con)
         for table, rows in tables.items():
             for row in rows:
@@ -271,7 +271,7 @@ def assert_built(result: subprocess.CompletedProcess[str]) -> None:
 
 
 def read_daily_population(warehouse: Path) -> dict[tuple[str, str, str, str], dict[str, Any]]:
-    with duckdb.connect(str(warehouse), read_only=True) as con:
+    with open_file(warehouse, read_only=True) as con:
         rows = con.execute(
             f"select captured_on, site_id, category, label, {', '.join(FCT_COLUMNS)}"
             " from marts.fct_daily_population where images > 0"
@@ -352,7 +352,7 @@ def test_daily_population_counts_with_default_vars(built_warehouse: Path) -> Non
 
 
 def test_marts_land_in_the_marts_schema_with_the_contract_types(built_warehouse: Path) -> None:
-    with duckdb.connect(str(built_warehouse), read_only=True) as con:
+    with open_file(built_warehouse, read_only=True) as con:
         relations = set(
             con.execute(
                 "select table_schema, table_name, table_type from information_schema.tables"
@@ -399,7 +399,7 @@ def test_marts_land_in_the_marts_schema_with_the_contract_types(built_warehouse:
 
 
 def test_dim_media_has_one_row_per_media_with_counted_boxes(built_warehouse: Path) -> None:
-    with duckdb.connect(str(built_warehouse), read_only=True) as con:
+    with open_file(built_warehouse, read_only=True) as con:
         rows = con.execute(
             "select media_id, site_id, camera_id, captured_on, has_animal, has_person,"
             " has_vehicle, n_animals, n_persons, n_vehicles from marts.dim_media"
@@ -446,7 +446,7 @@ def test_incomplete_threshold_vars_fail_loudly(tmp_path: Path) -> None:
 def test_build_on_an_empty_raw_schema(tmp_path: Path) -> None:
     warehouse = create_warehouse(tmp_path / "warehouse.duckdb", {})
     assert_built(dbt_build(warehouse, tmp_path))
-    with duckdb.connect(str(warehouse), read_only=True) as con:
+    with open_file(warehouse, read_only=True) as con:
         assert con.execute("select count(*) from marts.fct_daily_population").fetchone() == (0,)
         assert con.execute("select count(*) from marts.dim_media").fetchone() == (0,)
         # the dashboard's marts exist before any data, and nothing is behind
@@ -467,7 +467,7 @@ DASHBOARD_VIEWS = (
 
 
 def test_dashboard_marts_match_raw_on_the_fixture(built_warehouse: Path) -> None:
-    with duckdb.connect(str(built_warehouse), read_only=True) as con:
+    with open_file(built_warehouse, read_only=True) as con:
         kinds = dict(
             con.execute(
                 "select table_name, table_type from information_schema.tables"
@@ -535,7 +535,7 @@ def test_dashboard_views_show_writes_before_the_next_build(
     shutil.copy2(built_warehouse, warehouse)
     m1_box = next(r for r in detection_rows() if r["media_id"] == sha("m1"))
     secret = "json://user:hunter2@hooks.example.org/T0/B1/abcdefSECRET?token=s3cr3t"
-    with duckdb.connect(str(warehouse)) as con:
+    with open_file(warehouse) as con:
         _insert(con, "review.labels", {
             "label_id": "r1", "media_id": sha("m1"), "detection_id": m1_box["detection_id"],
             "category": "animal", "label": "kudu", "is_false_positive": False,

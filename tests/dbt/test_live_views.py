@@ -9,6 +9,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from flows.store.warehouse import open_file
 from tests.dbt.test_build import (
     assert_built,
     create_warehouse,
@@ -31,7 +32,7 @@ def _rows(con: duckdb.DuckDBPyConnection, sql: str) -> set[tuple[object, ...]]:
 
 
 def test_live_verdicts_equal_the_built_marts_box_by_box(built: Path) -> None:
-    with duckdb.connect(str(built), read_only=True) as con:
+    with open_file(built, read_only=True) as con:
         live = _rows(
             con,
             "select detection_id, is_candidate, is_counted, category, label, label_source "
@@ -58,7 +59,7 @@ def test_live_verdicts_equal_the_built_marts_box_by_box(built: Path) -> None:
 
 
 def test_the_second_opinion_is_recorded_but_not_counted(built: Path) -> None:
-    with duckdb.connect(str(built), read_only=True) as con:
+    with open_file(built, read_only=True) as con:
         rows = con.execute(
             "select model_name, is_counted, is_above_threshold, is_recorded, min_confidence "
             "from marts.live_detections where detector_category = 'animal' "
@@ -99,7 +100,7 @@ def test_live_media_places_and_dates_a_photo_as_the_marts_do(tmp_path: Path) -> 
     second["latitude"], second["longitude"] = -2.25, 37.5
     third["latitude"], third["longitude"] = 0.0, 0.0
     warehouse = create_warehouse(tmp_path / "w.duckdb", {"media": media, "deployments": [listed]})
-    with duckdb.connect(str(warehouse)) as con:
+    with open_file(warehouse) as con:
         assert ensure_live_views(con, Settings(warehouse=warehouse, home=tmp_path / "home"))
         got = {
             r[0]: r[1:]

@@ -8,9 +8,9 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import pytest
 
+from flows.store.warehouse import open_file
 from tests.dbt.test_build import (
     assert_built,
     create_warehouse,
@@ -29,7 +29,7 @@ MARTS = (
 
 
 def rows(warehouse: Path, sql: str) -> list[tuple[Any, ...]]:
-    with duckdb.connect(str(warehouse), read_only=True) as con:
+    with open_file(warehouse, read_only=True) as con:
         return con.execute(sql).fetchall()
 
 
@@ -125,7 +125,7 @@ def test_reviews_win_and_are_picked_up_incrementally(tmp_path: Path) -> None:
         _review("r3", "m7", category="blank", is_false_positive=True),
     ]  # fmt: skip
     assert m5_boxes
-    with duckdb.connect(str(warehouse)) as con:
+    with open_file(warehouse) as con:
         for review in reviews:
             columns = ", ".join(review)
             marks = ", ".join("?" for _ in review)
@@ -147,7 +147,7 @@ def test_reviews_win_and_are_picked_up_incrementally(tmp_path: Path) -> None:
         ("S2", "zebra", 1, 3, 3),
     ]
     fresh = create_warehouse(tmp_path / "fresh.duckdb", full_fixture())
-    with duckdb.connect(str(fresh)) as con:
+    with open_file(fresh) as con:
         for review in reviews:
             con.execute(
                 f"insert into review.labels ({', '.join(review)}) values "

@@ -13,10 +13,10 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import numpy as np
 import pytest
 
+from flows.store.warehouse import open_file
 from tests.dbt.test_build import (
     assert_built,
     create_warehouse,
@@ -44,7 +44,7 @@ FRESH = ("--select", "+fct_rai_intervals", "--indirect-selection", "cautious")
 
 def intervals(warehouse: Path, where: str = "true") -> dict[tuple[str, str], dict[str, Any]]:
     """(site, label) -> the fct_rai_intervals row (June 2024 is the fixtures' only month)."""
-    with duckdb.connect(str(warehouse), read_only=True) as con:
+    with open_file(warehouse, read_only=True) as con:
         cur = con.execute(f"select {COLUMNS} from marts.fct_rai_intervals where {where}")
         names = [d[0] for d in cur.description]
         rows = [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
@@ -66,7 +66,7 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_the_interval_holds_the_population_marts_rai(built: Path) -> None:
     got = intervals(built)
     assert got, "no intervals"
-    with duckdb.connect(str(built), read_only=True) as con:
+    with open_file(built, read_only=True) as con:
         expected = con.execute(
             "select site_id, label, 100.0 * sum(events) / sum(trap_nights)"
             " from marts.fct_daily_population group by 1, 2"
@@ -194,7 +194,7 @@ def _exact_quantile(values: np.ndarray, weights: np.ndarray, q: float) -> float:
 def test_three_camera_days_with_0_0_3_events_match_an_exact_enumeration(tmp_path: Path) -> None:
     warehouse = create_warehouse(tmp_path / "hand.duckdb", _hand_tables())
     assert_built(dbt_build(warehouse, tmp_path, *FRESH, *_vars(bootstrap_replicates=20000)))
-    with duckdb.connect(str(warehouse), read_only=True) as con:
+    with open_file(warehouse, read_only=True) as con:
         units = con.execute(
             "select unit_id, events, trap_nights from intermediate.int_rai_units"
             " where site_id = 'S3' order by unit_id"

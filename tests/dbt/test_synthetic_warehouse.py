@@ -7,7 +7,7 @@ import importlib.util
 from pathlib import Path
 from types import ModuleType
 
-import duckdb
+from flows.store.warehouse import open_file
 
 BENCH = Path(__file__).resolve().parents[2] / "bench" / "synthetic_warehouse.py"
 
@@ -30,7 +30,7 @@ def test_generator_makes_valid_reproducible_rows(tmp_path: Path) -> None:
     assert (first["media"], first["detections"]) == (second["media"], second["detections"])
     for table in ("classifications", "detection_flags"):
         assert abs(first[table] - second[table]) <= 0.02 * max(first[table], 50), table
-    with duckdb.connect(str(tmp_path / "a.duckdb")) as con:
+    with open_file(tmp_path / "a.duckdb") as con:
         bad = con.execute(
             "select count(*) from raw.detections d left join raw.media m using (media_id)"
             " where m.media_id is null or d.confidence not between 0.05 and 1"
@@ -40,7 +40,7 @@ def test_generator_makes_valid_reproducible_rows(tmp_path: Path) -> None:
     assert bad == (0,)
     added = synthetic.append_new(tmp_path / "a.duckdb", 0.01)
     assert added["media"] == first["media"] + added["added_images"] > first["media"]
-    with duckdb.connect(str(tmp_path / "a.duckdb")) as con:
+    with open_file(tmp_path / "a.duckdb") as con:
         new_min = con.execute(
             "select min(captured_at) from raw.media where run_id != 'synthetic-0'"
         ).fetchone()

@@ -15,7 +15,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import numpy as np
 import piexif
 import pytest
@@ -28,6 +27,7 @@ from flows.alerts import engine as _alerts
 from flows.formats import images as _image_export
 from flows.settings import AlertRule, Settings
 from flows.store import warehouse as _warehouse
+from flows.store.warehouse import open_file
 from tests._servers import json_sink
 
 # a person photo whose EXIF has GPS (the camera's placeholder) and DateTimeOriginal
@@ -63,7 +63,7 @@ def _detail(img: Image.Image, box: tuple[float, float, float, float]) -> float:
 
 
 def _person_boxes(warehouse: Path, rel: str) -> list[tuple[float, float, float, float]]:
-    with duckdb.connect(str(warehouse), read_only=True) as con:
+    with open_file(warehouse, read_only=True) as con:
         rows = con.execute(
             "select d.bbox_x, d.bbox_y, d.bbox_w, d.bbox_h from raw.detections d "
             "join raw.media m using (media_id) where m.file_path = ? and d.category = 'person' "
@@ -193,7 +193,7 @@ def test_mart_csvs_generalise_coordinates_at_sensitive_sites(
     from flows.formats import exports as _exports
 
     warehouse = sample_run["warehouse"]
-    with duckdb.connect(str(warehouse), read_only=True) as con:
+    with open_file(warehouse, read_only=True) as con:
         lat, lon = con.execute(
             "select latitude, longitude from marts.dim_media where file_path = ?", [GPS_PHOTO]
         ).fetchone() or (None, None)
@@ -300,7 +300,7 @@ def test_alerts_carry_exact_places_to_rangers_and_generalised_ones_to_others(
     for thumb in thumbs.values():
         px = thumb.convert("RGB").getpixel((int(BOX[0] * thumb.width) + 1, int(0.5 * thumb.height)))
         assert px[0] > 180 and px[1] < 110, px  # type: ignore[index]
-    with duckdb.connect(str(settings.warehouse_path), read_only=True) as con:
+    with open_file(settings.warehouse_path, read_only=True) as con:
         channels = sorted(
             r[0] for r in con.execute("select channels from alerts.outbox").fetchall()
         )

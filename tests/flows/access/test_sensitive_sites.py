@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import duckdb
 import pytest
+
+from flows.store.warehouse import open_file
 
 EXACT = (-1.234567, 36.765432)
 
 
 def _marts(path: Path, with_live_sites: bool) -> None:
-    with duckdb.connect(str(path)) as con:
+    with open_file(path) as con:
         con.execute("create schema marts")
         con.execute(
             "create table marts.fct_daily_population as select * from (values "

@@ -10,7 +10,6 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import piexif
 import pytest
 from PIL import Image
@@ -19,6 +18,7 @@ from typer.testing import CliRunner
 from flows.alerts import engine as _alerts
 from flows.settings import AlertRule, Settings
 from flows.store import warehouse as _warehouse
+from flows.store.warehouse import open_file
 from tests._servers import blackhole, free_port, json_sink, smtp_server
 from tests.conftest import query
 
@@ -63,7 +63,7 @@ def _seed(
 
 
 def _outbox(settings: Settings) -> list[tuple[Any, ...]]:
-    with duckdb.connect(str(settings.warehouse_path), read_only=True) as con:
+    with open_file(settings.warehouse_path, read_only=True) as con:
         return con.execute(
             "select kind, status, attempts, media_count, last_error, title, body "
             "from alerts.outbox order by created_at, kind"

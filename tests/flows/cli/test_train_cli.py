@@ -9,12 +9,12 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import pytest
 from typer.testing import CliRunner
 
 from flows.cli import app
 from flows.pipeline.training import gather_images, reviewed_labels
+from flows.store.warehouse import open_file
 from models_ml.training import TrainingDataError, latest_trained
 
 STATION = "jniedballa__camtrapR/inst/pictures/sample_images_species_dir/StationC/"
@@ -23,7 +23,7 @@ STATION = "jniedballa__camtrapR/inst/pictures/sample_images_species_dir/StationC
 def _review(warehouse: Path, per_folder: int = 4) -> dict[str, str]:
     """Label some StationC images as a reviewer would (two species), plus a false positive."""
     labelled: dict[str, str] = {}
-    with duckdb.connect(str(warehouse)) as con:
+    with open_file(warehouse) as con:
         rows = con.execute(
             "select media_id, file_path from raw.media where file_path like ? order by file_path",
             [STATION + "%"],
@@ -124,7 +124,7 @@ def test_reviewed_labels_follow_the_review_in_force(
     it a false positive is left out, though an older review named a species."""
     warehouse, labelled = reviewed_warehouse
     retracted = sorted(labelled)[0]
-    with duckdb.connect(str(warehouse)) as con:
+    with open_file(warehouse) as con:
         row = con.execute("select media_id from raw.media where file_path = ?", [retracted])
         media_id = (row.fetchone() or ("",))[0]
         con.execute(

@@ -14,7 +14,6 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import frictionless
 import jsonschema
 import pytest
@@ -23,6 +22,7 @@ from typer.testing import CliRunner
 from flows.cli import app
 from flows.formats import exports as _exports
 from flows.settings import Settings
+from flows.store.warehouse import open_file
 from tests.conftest import SHARED_DIR, copy_samples, query
 
 DATA = Path(__file__).parents[2] / "data" / "camtrapdp"
@@ -487,7 +487,7 @@ def test_camtrapdp_marks_human_review(sample_run: dict[str, Any], tmp_path: Path
     table dbt built), on a copy of the warehouse, to keep this test fast."""
     warehouse = tmp_path / "w.duckdb"
     shutil.copy(sample_run["warehouse"], warehouse)
-    with duckdb.connect(str(warehouse)) as con:
+    with open_file(warehouse) as con:
         media_id = con.execute(
             "select media_id from intermediate.int_observations_per_image "
             "where category = 'animal' order by media_id limit 1"

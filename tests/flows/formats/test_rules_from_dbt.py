@@ -13,12 +13,12 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import pytest
 
 from flows.formats import camtrapdp, images
 from flows.formats import exports as _exports
 from flows.settings import Settings
+from flows.store.warehouse import open_file
 from tests.conftest import copy_samples, query
 
 PERSON = "conservationtechlab__animl-py/examples/Southwest/B012_2021-05-27_human.jpg"
@@ -55,7 +55,7 @@ def warehouse(small_run: Path, tmp_path: Path) -> Path:
 
 def _review(warehouse: Path, rows: list[tuple[Any, ...]]) -> None:
     """(media_id, detection_id, category, label, is_false_positive, reviewer, reviewed_at)"""
-    with duckdb.connect(str(warehouse)) as con:
+    with open_file(warehouse) as con:
         for i, row in enumerate(rows):
             con.execute(
                 "insert into review.labels (label_id, media_id, detection_id, category, label, "
@@ -116,7 +116,7 @@ def test_camtrapdp_names_the_reviewer_whose_label_is_in_force(
             (media, None, "animal", "burrowing owl", False, "ranger.ann", datetime(2026, 1, 1)),
         ],
     )
-    with duckdb.connect(str(warehouse)) as con:  # what the next build resolves (as in
+    with open_file(warehouse) as con:  # what the next build resolves (as in
         con.execute(  # test_exports: the per-image table updated to keep the test fast)
             "update intermediate.int_observations_per_image set label = 'burrowing owl', "
             "label_source = 'review', max_confidence = null "

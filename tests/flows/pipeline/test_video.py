@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import av
-import duckdb
 import numpy as np
 import pytest
 from PIL import Image
@@ -25,6 +24,7 @@ from flows.pipeline import process as _process
 from flows.pipeline.discovery import list_source
 from flows.settings import AlertRule, Settings
 from flows.store import warehouse as _warehouse
+from flows.store.warehouse import open_file
 from models_ml import video
 from tests.conftest import query
 
@@ -152,7 +152,7 @@ def test_clips_batch_quarantine_dedupe_and_alert_thumbnail(
     )
     assert frames == [(0, 0.0), (2, 1.0), (4, 2.0)]
 
-    with duckdb.connect(str(wh)) as con:
+    with open_file(wh) as con:
         hits = _alerts.find_hits(
             con, "r1", [AlertRule(name="human", kind="human", min_confidence=0.5)]
         )

@@ -9,7 +9,7 @@ import duckdb
 import pytest
 
 from flows.store.deployments import DeploymentsFileError, load_deployments_csv
-from flows.store.warehouse import ensure_schema
+from flows.store.warehouse import ensure_schema, open_file
 
 GOOD = """\
 deploymentID,locationID,cameraID,deploymentStart,deploymentEnd,latitude,longitude,clockOffset
@@ -19,7 +19,7 @@ dep2,S1,C2,2024-06-01 10:00,2024-06-21 16:00,,,
 
 
 def _con(tmp_path: Path) -> duckdb.DuckDBPyConnection:
-    con = duckdb.connect(str(tmp_path / "w.duckdb"))
+    con = open_file(tmp_path / "w.duckdb")
     ensure_schema(con)
     return con
 

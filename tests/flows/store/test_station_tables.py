@@ -18,11 +18,11 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import pytest
 from typer.testing import CliRunner
 
 from flows.cli import app
+from flows.store.warehouse import open_file
 
 pytestmark = pytest.mark.timeout(600)
 STATIONS = ["--date-format", "dmy", "--x-column", "utm_x", "--y-column", "utm_y",
@@ -50,7 +50,7 @@ def warehouse(camtrapr_run: Path, tmp_path: Path) -> Path:
 
 
 def rows(warehouse: Path, sql: str) -> list[tuple[Any, ...]]:
-    with duckdb.connect(str(warehouse), read_only=True) as con:
+    with open_file(warehouse, read_only=True) as con:
         return con.execute(sql).fetchall()
 
 
@@ -249,7 +249,7 @@ def test_bad_station_tables_say_one_line_and_load_nothing(
 
 def test_gps_placeholders_are_ignored_and_reported(warehouse: Path) -> None:
     """Moultrie cameras write (0, 0); some write one fake value everywhere (1.0225, 1.0225)."""
-    with duckdb.connect(str(warehouse)) as con:
+    with open_file(warehouse) as con:
         ids = [r[0] for r in con.execute("select media_id from raw.media order by 1").fetchall()]
         site_of = dict(con.execute("select media_id, site_id from raw.media").fetchall())
         zero, fake_a = ids[0], ids[1]
