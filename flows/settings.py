@@ -132,6 +132,17 @@ class Settings(BaseSettings):
         "'{species}' folder (camtrapR's species directories, '{site}/{species}') is a human label "
         "of every photo in it. Without it, site and camera are the parent folder's name.",
     )
+    full_listing_every_n: int = Field(
+        default=60,
+        ge=0,
+        description="With a date layout ('{site}/{camera}/{yyyy-mm}/...') a poll lists only each "
+        "camera's newest known month and newer; every n-th run of a source lists everything, "
+        "catching a late file in an older month (docs/polling.md). 0: only the first run.",
+    )
+    full_listing: bool = Field(
+        default=False,
+        description="List the whole source on this run (trapflow run --full-listing).",
+    )
     species_keyword_parent: str = Field(
         default="Species",
         description="Parent tag of the species in photos' XMP hierarchical keywords "
