@@ -128,7 +128,8 @@ def main() -> None:
         old = poll_old(warehouse, root)
         full = poll_new(warehouse, root, full=True)
         pruned = poll_new(warehouse, root, full=False)
-        assert old["new"] == full["new"] == pruned["new"] == args.new, (old, full, pruned)
+        if not old["new"] == full["new"] == pruned["new"] == args.new:
+            raise SystemExit(f"the three polls disagree: {old} {full} {pruned}")
         print(json.dumps({
             "existing_recorded": recorded, "new": args.new, "old": old, "full": full,
             "pruned": pruned,

@@ -132,8 +132,9 @@ def test_a_digest_channel_gets_one_message_a_day_and_a_normal_channel_every_phot
                 AlertRule(name="quiet", kind="silent", channels=["daily"]),
             ],
         )  # fmt: skip
-        _seed(settings, camtrap_dir, [("S2", "C2", datetime(2023, 6, 1), _animal("impala"))],
-              "run0")  # fmt: skip: impala was seen before; leopard never
+        _seed(
+            settings, camtrap_dir, [("S2", "C2", datetime(2023, 6, 1), _animal("impala"))], "run0"
+        )  # fmt: skip: impala was seen before; leopard never
         _seed(settings, camtrap_dir, [
             ("S1", "C1", DAY1 + timedelta(hours=8), PERSON),
             ("S1", "C1", DAY1 + timedelta(hours=8, minutes=1), PERSON),  # a burst
@@ -162,5 +163,7 @@ def test_a_digest_channel_gets_one_message_a_day_and_a_normal_channel_every_phot
     assert "New species:** leopard  " in body
     assert "People (photos per site):** S1 2" in body
     assert "Silent cameras:** S9/C9 (last photo 2024-01-19 07:00)" in body
-    rows = _query(settings, "select kind, status, channels from alerts.outbox where kind = 'digest'")
+    rows = _query(
+        settings, "select kind, status, channels from alerts.outbox where kind = 'digest'"
+    )
     assert rows == [("digest", "sent", "daily")]
