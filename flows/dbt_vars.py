@@ -38,6 +38,10 @@ DBT_VAR_SETTINGS: dict[str, str] = {
     "bootstrap_replicates": "bootstrap_replicates",
     "bootstrap_seed": "bootstrap_seed",
     "bootstrap_unit": "bootstrap_unit",
+    "silent_camera_gap_quantile": "silent_camera_gap_quantile",
+    "silent_camera_gap_factor": "silent_camera_gap_factor",
+    "silent_camera_min_hours": "silent_camera_min_hours",
+    "silent_camera_min_gaps": "silent_camera_min_gaps",
 }
 
 

@@ -60,11 +60,13 @@ def ingest(
     lake: str | None = None,
     batch_size: int | None = None,
     detection_thresholds: dict[str, float] | None = None,
+    full_listing: bool | None = None,
 ) -> RunSummary:
     """Poll the source once: list, pick what is new, detect, load, rebuild the marts."""
     settings = load_settings(
         source=source, warehouse=warehouse, layout=layout, build_marts=build,
         batch_size=batch_size, detection_thresholds=detection_thresholds, lake=lake,
+        full_listing=full_listing,
     )  # fmt: skip
     store = open_store(settings)  # the warehouse file or the lake, for the whole run
     logger = get_run_logger()

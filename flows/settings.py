@@ -67,7 +67,7 @@ class AlertRule(BaseModel):
     """One alert rule (see docs/alerts.md). URLs never live here: ``channels`` names them."""
 
     name: str = Field(description="Unique name; part of every alert's id.")
-    kind: Literal["human", "label", "population"] = "human"
+    kind: Literal["human", "label", "population", "silent"] = "human"
     min_confidence: float = Field(default=0.7, ge=0.0, le=1.0, description="human: any person box")
     labels: dict[str, float] = Field(
         default_factory=dict, description="label: label -> minimum confidence (lower case)"
@@ -84,6 +84,16 @@ class AlertRule(BaseModel):
     )
     cooldown_min: float | None = Field(
         default=None, ge=0.0, description="Per site; default: alert_cooldown_min."
+    )
+
+
+class ChannelOptions(BaseModel):
+    """How a named channel takes its alerts (``[alert_channel_options.NAME]``); no URL here."""
+
+    digest: bool = Field(
+        default=False,
+        description="One message a day (counts per species, new species, people, silent "
+        "cameras) instead of one per photo (docs/alerts.md).",
     )
 
 
@@ -131,6 +141,17 @@ class Settings(BaseSettings):
         description="Folder pattern naming site and camera, e.g. '{site}/{camera}/...'; a "
         "'{species}' folder (camtrapR's species directories, '{site}/{species}') is a human label "
         "of every photo in it. Without it, site and camera are the parent folder's name.",
+    )
+    full_listing_every_n: int = Field(
+        default=60,
+        ge=0,
+        description="With a date layout ('{site}/{camera}/{yyyy-mm}/...') a poll lists only each "
+        "camera's newest known month and newer; every n-th run of a source lists everything, "
+        "catching a late file in an older month (docs/polling.md). 0: only the first run.",
+    )
+    full_listing: bool = Field(
+        default=False,
+        description="List the whole source on this run (trapflow run --full-listing).",
     )
     species_keyword_parent: str = Field(
         default="Species",
@@ -353,6 +374,23 @@ class Settings(BaseSettings):
         default_factory=dbt_default("bootstrap_unit"),
         description="What the bootstrap resamples: camera-days or whole deployments.",
     )
+    # Camera health (marts.live_camera_gaps, the 'silent' alert rule); dbt vars
+    silent_camera_gap_quantile: float = Field(
+        default_factory=dbt_default("silent_camera_gap_quantile"), gt=0.0, le=1.0,
+        description="A camera's usual gap: this quantile of the hours between its photos.",
+    )  # fmt: skip
+    silent_camera_gap_factor: float = Field(
+        default_factory=dbt_default("silent_camera_gap_factor"), gt=0.0,
+        description="Silent once its last photo is older than this many usual gaps.",
+    )  # fmt: skip
+    silent_camera_min_hours: float = Field(
+        default_factory=dbt_default("silent_camera_min_hours"), ge=0.0,
+        description="... and at least this many hours.",
+    )  # fmt: skip
+    silent_camera_min_gaps: int = Field(
+        default_factory=dbt_default("silent_camera_min_gaps"), ge=1,
+        description="Gaps needed to know a camera's rhythm (fewer: never silent).",
+    )  # fmt: skip
 
     # Clock checks (marts.fct_time_problems); dbt vars, defaults in dbt_project.yml
     time_check_tolerance_minutes: float = Field(
@@ -413,6 +451,11 @@ class Settings(BaseSettings):
         "other channel gets sensitive locations generalised and people blurred "
         "(TRAPFLOW_RANGER_CHANNELS=rangers,wardens).",
     )
+    alert_channel_options: dict[str, ChannelOptions] = Field(
+        default_factory=dict,
+        description="Per channel: [alert_channel_options.rangers] digest = true "
+        "(TRAPFLOW_ALERT_CHANNEL_OPTIONS__RANGERS__DIGEST=true).",
+    )
     alert_cooldown_min: float = Field(
         default=30.0, ge=0.0, description="One alert per site and rule per this many minutes."
     )
@@ -450,6 +493,11 @@ class Settings(BaseSettings):
         description="proxy: trust X-Forwarded-User / X-Trapflow-Role (only when nothing but "
         "the proxy can reach the dashboard).",
     )
+
+    @field_validator("alert_channel_options")
+    @classmethod
+    def _lower_channel_names(cls, value: dict[str, ChannelOptions]) -> dict[str, ChannelOptions]:
+        return {name.lower(): options for name, options in value.items()}
 
     @field_validator("ranger_channels", mode="before")
     @classmethod

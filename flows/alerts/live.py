@@ -30,11 +30,16 @@ if TYPE_CHECKING:
 
 #: The live models; their upstream (staging views, int_detections_filtered_to_threshold) is
 #: created with them.
-LIVE_MODELS = ("live_detections", "live_media", "live_site_labels", "live_sites", "live_rules")
+LIVE_MODELS = (
+    "live_detections", "live_media", "live_site_labels", "live_sites", "live_camera_gaps",
+    "live_rules",
+)  # fmt: skip
 #: The dbt vars the live views depend on (marts.live_rules.vars_json).
 LIVE_VARS = (
     "detection_thresholds", "animal_detector", "person_vehicle_detector", "person_cue_detector",
     "classification_threshold", "sensitive_species", "sensitive_grid_km",
+    "silent_camera_gap_quantile", "silent_camera_gap_factor", "silent_camera_min_hours",
+    "silent_camera_min_gaps",
 )  # fmt: skip
 _DBT_DIR = REPO_ROOT / "dbt"
 _CATALOG = re.compile(r'"warehouse"\.(?=")')  # flows.store.warehouse.ALIAS, as dbt quotes it

@@ -13,7 +13,7 @@ from typing import Any
 
 from flows.access.privacy import generalise
 from flows.alerts.channels import PUBLIC, RANGER
-from flows.alerts.rules import Hit, Seen
+from flows.alerts.rules import Hit, Seen, Silence
 from flows.settings import AlertRule, Settings
 
 TEXT_LIMIT = 120
@@ -164,3 +164,54 @@ def anomaly_message(
         ]
     )
     return title, body
+
+
+def silent_message(silence: Silence) -> tuple[str, str]:
+    title = f"Camera {plain(silence.camera_id)} at site {plain(silence.site_id)} is silent"
+    body = "\n".join(
+        [
+            f"**Rule:** {sanitize(silence.rule.name)}  ",
+            f"**Site:** {sanitize(silence.site_id)}  ",
+            f"**Camera:** {sanitize(silence.camera_id)}  ",
+            f"**Last photo:** {silence.last_captured_at:%Y-%m-%d %H:%M:%S} (camera clock)  ",
+            f"**Usual gap:** {silence.usual_gap_hours:.1f} h; silent since "
+            f"{silence.silent_after:%Y-%m-%d %H:%M} (marts.live\\_camera\\_gaps)  ",
+            "Check its batteries, card and field of view.",
+        ]
+    )
+    return title, body
+
+
+def digest_message(
+    channel: str,
+    day: Any,
+    species: dict[str, int],
+    new_species: Sequence[str],
+    people: dict[str, int],
+    silent: Sequence[tuple[str, str, datetime | None]],
+) -> tuple[str, str]:
+    """One channel's day: photos per species, species new to the warehouse, photos of people
+    per site, cameras gone silent."""
+    photos = sum(species.values()) + sum(people.values())
+    title = f"trapflow daily digest {day}: {photos} photo{'s' if photos != 1 else ''}"
+    if silent:
+        title += f", {len(silent)} silent camera{'s' if len(silent) != 1 else ''}"
+
+    def counts(values: dict[str, int]) -> str:
+        ordered = sorted(values.items(), key=lambda kv: (-kv[1], kv[0]))
+        return ", ".join(f"{sanitize(k)} {n}" for k, n in ordered) or "none"
+
+    lines = [
+        f"**Day:** {day} (UTC), channel {sanitize(channel)}  ",
+        f"**Photos per species:** {counts(species)}  ",
+        f"**New species:** {', '.join(sanitize(s) for s in new_species) or 'none'}  ",
+        f"**People (photos per site):** {counts(people)}  ",
+    ]
+    shown = [
+        f"{sanitize(site)}/{sanitize(camera)}"
+        + (f" (last photo {last:%Y-%m-%d %H:%M})" if last else "")
+        for site, camera, last in silent[:20]
+    ]
+    more = f" and {len(silent) - 20} more" if len(silent) > 20 else ""
+    lines.append(f"**Silent cameras:** {', '.join(shown) + more or 'none'}")
+    return title, "\n".join(lines)

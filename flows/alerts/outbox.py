@@ -22,13 +22,24 @@ from flows.alerts.channels import (
     rule_channels,
     trust_groups,
 )
-from flows.alerts.messages import alert_message, anomaly_message, summary_message
+from flows.alerts.digest import (
+    DigestItem,
+    digest_channels,
+    hit_items,
+    queue_digests,
+    silence_items,
+    without_digests,
+    write_items,
+)
+from flows.alerts.messages import alert_message, anomaly_message, silent_message, summary_message
 from flows.alerts.rules import (
     Hit,
+    Silence,
     find_anomalies,
     find_hits,
     find_people,
     find_places,
+    find_silent,
     parse_window,
     plan_bursts,
     table_exists,
@@ -90,23 +101,35 @@ class QueueResult:
     alerts: int = 0
     summaries: int = 0
     anomalies: int = 0
+    silent: int = 0  # silent-camera alerts (new episodes)
+    digest_items: int = 0  # kept for a digest channel's day
+    digests: int = 0  # daily digests queued
     skipped_rules: list[str] = field(default_factory=list)
 
 
-def queue_alerts(settings: Settings, run_id: str, store: Store | None = None) -> QueueResult:
+def queue_alerts(
+    settings: Settings, run_id: str, store: Store | None = None, now: datetime | None = None
+) -> QueueResult:
     """Evaluate every rule over what ``run_id`` loaded and write new alerts to the outbox
     (through the run's ``store``, else the settings'; a lake worker's outbox is its file).
 
     Rules whose channels have no URL are skipped (nothing would deliver them). Re-running
-    with the same run adds nothing.
+    with the same run adds nothing. Silent-camera rules look at every camera as of ``now``
+    (default: the clock); a digest channel's alerts are kept for its daily digest, queued
+    once the (UTC) day is over (``flows.alerts.digest``).
     """
     result = QueueResult()
+    now = now or utcnow()
     urls = channel_urls(settings)
+    digest = digest_channels(settings, urls)
     rules = []
     groups: dict[str, list[tuple[str, list[str]]]] = {}
+    digests_of: dict[str, list[str]] = {}
     for rule in settings.alert_rules:
-        groups[rule.name] = trust_groups(settings, rule, urls)
-        if groups[rule.name]:
+        every = trust_groups(settings, rule, urls)
+        groups[rule.name] = without_digests(every, digest)
+        digests_of[rule.name] = sorted({c for _t, cs in every for c in cs} & digest)
+        if every:
             for window in rule.hours:
                 parse_window(window)
             rules.append(rule)
@@ -127,12 +150,28 @@ def queue_alerts(settings: Settings, run_id: str, store: Store | None = None) ->
         places = find_places(con, media_ids)
         people = find_people(con, media_ids)
         risky = sensitive_site_ids(con) if hits else set()
+        silences = _new_silences(con, find_silent(con, rules, now, settings), cooldown, now)
     for hit in hits:
         hit.place = places.get(hit.media_id)
         hit.sensitive = hit.sensitive or hit.site_id in risky  # the image's labels, or its site
     new, followers = plan_bursts(hits, anchors, cooldown)
+    items: list[DigestItem] = []
+    for hit in hits:  # every image of a burst counts in a digest
+        items.extend(hit_items(hit, digests_of[hit.rule.name]))
     rows: list[Outgoing] = []
+    for silence in silences:
+        items.extend(silence_items(silence, digests_of[silence.rule.name]))
+        channels = [c for _t, cs in groups[silence.rule.name] for c in cs]
+        if channels:
+            title, body = silent_message(silence)
+            rows.append(
+                Outgoing(silence.alert_id, silence.rule, "silent", title, body, silence.site_id,
+                         silence.camera_id, silence.last_media_id, None,
+                         silence.last_captured_at, silence.silent_after, 0, None, channels)
+            )  # fmt: skip
     for hit in new:  # one row per trust level: rangers' exact and unblurred, others' not
+        if not groups[hit.rule.name]:
+            continue  # only digest channels: the digest items hold it
         base = ids.alert_id(hit.rule.name, hit.site_id, hit.media_id)
         for trust, channels in groups[hit.rule.name]:
             title, body = alert_message(settings, hit, trust)
@@ -149,6 +188,8 @@ def queue_alerts(settings: Settings, run_id: str, store: Store | None = None) ->
     for anchor_id, (anchor, group) in followers.items():
         group.sort(key=lambda h: (h.captured_at, h.media_id))
         first = group[0]
+        if not groups[first.rule.name]:
+            continue
         base = ids.summary_id(first.rule.name, anchor_id, run_id)
         trusts = groups[first.rule.name]
         for trust, channels in trusts:
@@ -168,20 +209,56 @@ def queue_alerts(settings: Settings, run_id: str, store: Store | None = None) ->
                      body, site_id, event_at=datetime.combine(day, time()), media_count=0)
         )  # fmt: skip
     with _warehouse.connect(settings.warehouse_path) as con:
-        result.queued = write_outbox(con, rows, run_id)
+        result.queued = write_outbox(con, rows, run_id, now)
+        result.digest_items = write_items(con, items, now)
+    if digest:
+        with (store or open_store(settings)).writing() as con:  # new species: the live views
+            result.digests = queue_digests(con, digest, now)
+        result.queued += result.digests
+    result.silent = sum(r.kind == "silent" for r in rows)
     result.alerts = sum(r.kind == "alert" for r in rows)
     result.summaries = sum(r.kind == "summary" for r in rows)
     result.anomalies = sum(r.kind == "anomaly" for r in rows)
     return result
 
 
+def _new_silences(
+    con: duckdb.DuckDBPyConnection,
+    silences: list[Silence],
+    cooldown: dict[str, timedelta],
+    now: datetime,
+) -> list[Silence]:
+    """The silence episodes not alerted yet, and not within the rule's cooldown of the
+    camera's last silent alert (a camera that blinks once between two silences)."""
+    if not silences:
+        return []
+    rows = con.execute(
+        "select alert_id, rule_name, site_id, camera_id, created_at from alerts.outbox "
+        "where kind = 'silent'"
+    ).fetchall()
+    done = {r[0] for r in rows}
+    last: dict[tuple[str, str, str], datetime] = {}
+    for _id, rule, site, camera, at in rows:
+        last[(rule, site, camera)] = max(at, last.get((rule, site, camera), at))
+    fresh = []
+    for s in silences:
+        before = last.get((s.rule.name, s.site_id, s.camera_id))
+        if s.alert_id in done or (before is not None and now - before < cooldown[s.rule.name]):
+            continue
+        fresh.append(s)
+    return fresh
+
+
 def write_outbox(
-    con: duckdb.DuckDBPyConnection, rows: Sequence[Outgoing], run_id: str | None
+    con: duckdb.DuckDBPyConnection,
+    rows: Sequence[Outgoing],
+    run_id: str | None,
+    now: datetime | None = None,
 ) -> int:
     """Insert new alerts (``insert or ignore``: an alert_id already there is left alone)."""
     if not rows:
         return 0
-    now = utcnow()
+    now = now or utcnow()
     before = _count(con)
     con.execute("begin transaction")
     try:

@@ -276,3 +276,48 @@ def table_exists(con: duckdb.DuckDBPyConnection, schema: str, name: str) -> bool
         [schema, name],
     ).fetchone()
     return bool(row and row[0])
+
+
+@dataclass(frozen=True)
+class Silence:
+    """A camera that has gone quiet for longer than dbt says it usually does."""
+
+    rule: AlertRule
+    site_id: str
+    camera_id: str
+    last_media_id: str
+    last_captured_at: datetime
+    usual_gap_hours: float
+    silent_after: datetime
+
+    @property
+    def alert_id(self) -> str:
+        """One alert per silence episode: named by the camera's last photo."""
+        return ids.silence_id(self.rule.name, self.site_id, self.camera_id, self.last_media_id)
+
+
+def find_silent(
+    con: duckdb.DuckDBPyConnection,
+    rules: Sequence[AlertRule],
+    now: datetime,
+    settings: Settings | None = None,
+) -> list[Silence]:
+    """(rule, camera) for every camera ``marts.live_camera_gaps`` says is silent by ``now``
+    (its ``silent_after`` has passed: dbt owns the usual gap and the factor), at the rule's
+    sites. Every camera is looked at, not only the run's: silence is what no run loads."""
+    silent_rules = [r for r in rules if r.kind == "silent"]
+    if not silent_rules:
+        return []
+    ensure_live_views(con, settings or Settings())
+    rows = con.execute(
+        "select site_id, camera_id, last_media_id, last_captured_at, usual_gap_hours, "
+        "silent_after from marts.live_camera_gaps "
+        "where silent_after is not null and silent_after <= ? order by site_id, camera_id",
+        [now],
+    ).fetchall()
+    return [
+        Silence(rule, site, camera, media_id, last_at, float(gap), after)
+        for rule in silent_rules
+        for site, camera, media_id, last_at, gap, after in rows
+        if not rule.sites or site in rule.sites
+    ]

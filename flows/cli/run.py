@@ -36,6 +36,13 @@ def run(
     marts: Annotated[bool, typer.Option("--marts/--no-marts", help="Run dbt build after.")] = True,
     batch_size: Annotated[int | None, typer.Option(help="Images per batch.")] = None,
     lake: LakeOpt = None,
+    full_listing: Annotated[
+        bool,
+        typer.Option(
+            "--full-listing",
+            help="List the whole source (a date layout's older months too) on the first poll.",
+        ),
+    ] = False,
 ) -> None:
     """Process everything new under the source: EXIF, detections, warehouse, marts."""
     settings = load_settings(
@@ -58,7 +65,9 @@ def run(
                 source=settings.source, warehouse=str(settings.warehouse_path),
                 layout=settings.layout, build=settings.build_marts,
                 batch_size=settings.batch_size, lake=settings.lake,
+                full_listing=full_listing or None,
             )  # fmt: skip
+            full_listing = False  # --watch: the later polls follow full_listing_every_n
         except user_errors() as exc:
             raise fail_from(exc) from None
         except duckdb.IOException as exc:  # disk full, permissions: the open batch rolled back

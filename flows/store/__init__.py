@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     import duckdb
+    import pyarrow as pa
 
     from flows.settings import Settings
 
@@ -43,6 +44,13 @@ class Store(Protocol):
 
     def known_files(self, source_uri: str) -> dict[str, tuple[int, Any]]:
         """Path -> (size, mtime) of every file already seen under this source."""
+
+    def known_file_table(self, source_uri: str) -> pa.Table:
+        """file_path, file_size, file_modified_at of every file seen under this source (Arrow:
+        one row per path, the latest)."""
+
+    def run_count(self, source_uri: str) -> int:
+        """How many runs have polled this source."""
 
     def known_media(self, media_ids: Sequence[str]) -> set[str]:
         """The ids among these that are stored already."""

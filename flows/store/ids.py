@@ -25,6 +25,8 @@ __all__ = [
     "channel_key",
     "classification_id",
     "detection_id",
+    "digest_id",
+    "digest_item_id",
     "frame_label_id",
     "import_run_id",
     "media_id",
@@ -35,6 +37,7 @@ __all__ = [
     "new_review_shift_id",
     "new_run_id",
     "quarantine_id",
+    "silence_id",
     "summary_id",
     "trust_row_id",
 ]
@@ -155,6 +158,22 @@ def summary_id(rule_name: str, anchor_id: str, run_id: str) -> str:
 def anomaly_id(rule_name: str, site_id: str | None, label: str, day: object) -> str:
     """An anomaly rule's message for one label on one day at a site."""
     return _alert_md5(rule_name, "anomaly", site_id, label, day)
+
+
+def silence_id(rule_name: str, site_id: str, camera_id: str, last_media_id: str) -> str:
+    """A silent-camera rule's alert for one silence episode: the camera has been quiet since
+    its photo ``last_media_id`` (a new photo ends the episode; the next silence is another)."""
+    return _alert_md5(rule_name, "silent", site_id, camera_id, last_media_id)
+
+
+def digest_id(channel: str, day: object) -> str:
+    """The one daily digest of a channel for one (UTC) day."""
+    return _alert_md5("digest", channel, day)
+
+
+def digest_item_id(channel: str, alert_id: str) -> str:
+    """One alert (or one image of a burst) collected into a channel's digest."""
+    return _alert_md5("digest-item", channel, alert_id)
 
 
 def trust_row_id(base: str, trust: str) -> str:

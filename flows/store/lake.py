@@ -28,6 +28,10 @@ import pyarrow.parquet as pq
 
 from flows.store import warehouse as _warehouse
 
+#: The columns of a source's known files (``known_file_table``), as the warehouse types them.
+KNOWN_FILES_SCHEMA = pa.schema([("file_path", pa.string()), ("file_size", pa.int64()),
+                                ("file_modified_at", pa.timestamp("us"))])  # fmt: skip
+
 #: raw table -> (primary key columns, the order that picks the row kept among duplicates)
 TABLES: dict[str, tuple[tuple[str, ...], str]] = {
     "media": (("media_id",), "ingested_at"),
@@ -139,6 +143,31 @@ def known_files(lake: str, source_uri: str) -> dict[str, tuple[int, Any]]:
             [source_uri],
         ).fetchall()
     return {p: (size, mtime) for p, size, mtime in rows}
+
+
+def known_file_table(lake: str, source_uri: str) -> pa.Table:
+    """The latest (file_path, file_size, file_modified_at) per path of this source, as Arrow."""
+    if not _exists(lake, "media_files"):
+        return pa.Table.from_batches([], KNOWN_FILES_SCHEMA)
+    with _connect_lake(lake) as con:
+        return con.execute(
+            "select file_path, file_size, file_modified_at "
+            f"from read_parquet('{_glob(lake, 'media_files')}') where source_uri = ? "
+            "qualify row_number() over (partition by file_path order by seen_at desc) = 1",
+            [source_uri],
+        ).fetch_arrow_table()
+
+
+def run_count(lake: str, source_uri: str) -> int:
+    if not _exists(lake, "runs"):
+        return 0
+    with _connect_lake(lake) as con:
+        row = con.execute(
+            f"select count(distinct run_id) from read_parquet('{_glob(lake, 'runs')}', "
+            "union_by_name = true) where source_uri = ?",
+            [source_uri],
+        ).fetchone()
+    return int(row[0]) if row else 0
 
 
 def known_media(lake: str, media_ids: Sequence[str]) -> set[str]:
@@ -258,6 +287,12 @@ class LakeStore:
 
     def known_files(self, source_uri: str) -> dict[str, tuple[int, Any]]:
         return known_files(self.lake, source_uri)
+
+    def known_file_table(self, source_uri: str) -> pa.Table:
+        return known_file_table(self.lake, source_uri)
+
+    def run_count(self, source_uri: str) -> int:
+        return run_count(self.lake, source_uri)
 
     def known_media(self, media_ids: Sequence[str]) -> set[str]:
         return known_media(self.lake, media_ids)

@@ -237,6 +237,21 @@ def known_files(con: duckdb.DuckDBPyConnection, source_uri: str) -> dict[str, tu
     return {path: (size, mtime) for path, size, mtime in rows}
 
 
+def known_file_table(con: duckdb.DuckDBPyConnection, source_uri: str) -> pa.Table:
+    """file_path, file_size, file_modified_at of every file seen under this source, as Arrow
+    (no Python object per file: ``flows.pipeline.discovery.new_or_changed`` joins it)."""
+    return con.execute(
+        "select file_path, file_size, file_modified_at from raw.media_files where source_uri = ?",
+        [source_uri],
+    ).fetch_arrow_table()
+
+
+def run_count(con: duckdb.DuckDBPyConnection, source_uri: str) -> int:
+    """How many runs have polled this source (the periodic full listing counts them)."""
+    row = con.execute("select count(*) from raw.runs where source_uri = ?", [source_uri]).fetchone()
+    return int(row[0]) if row else 0
+
+
 def known_media(con: duckdb.DuckDBPyConnection, media_ids: Sequence[str]) -> set[str]:
     if not media_ids:
         return set()
@@ -394,6 +409,14 @@ class WarehouseStore:
     def known_files(self, source_uri: str) -> dict[str, tuple[int, Any]]:
         with self.writing() as con:
             return known_files(con, source_uri)
+
+    def known_file_table(self, source_uri: str) -> pa.Table:
+        with self.writing() as con:
+            return known_file_table(con, source_uri)
+
+    def run_count(self, source_uri: str) -> int:
+        with self.writing() as con:
+            return run_count(con, source_uri)
 
     def known_media(self, media_ids: Sequence[str]) -> set[str]:
         with attached(self.warehouse) as con:

@@ -8,7 +8,12 @@ from typing import Any
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from flows.pipeline.discovery import Listing, list_source
+from flows.pipeline.discovery import (
+    Listing,
+    canonical_uri,
+    poll_source,
+    wants_full_listing,
+)
 from flows.pipeline.intake import outside_link_rows
 from flows.settings import Settings
 from flows.store import Store
@@ -34,10 +39,13 @@ def open_run(
 @task(**IO_RETRIES)
 def list_new_media(settings: Settings, store: Store) -> tuple[Listing, list[Any]]:
     """Every media file under the source that the store has not seen in this form."""
-    listing = list_source(settings.source, settings.extensions)
-    known = store.known_files(listing.source_uri)
-    new = [f for f in listing.media if known.get(f.path) != (f.size, f.modified_at)]
-    return listing, new
+    source_uri = canonical_uri(settings.source)
+    known = store.known_file_table(source_uri)
+    return poll_source(
+        settings.source, settings.extensions, known, layout=settings.layout,
+        full=wants_full_listing(settings.full_listing, settings.full_listing_every_n,
+                                store.run_count(source_uri)),
+    )  # fmt: skip
 
 
 @task(**IO_RETRIES)

@@ -75,6 +75,10 @@ def test_user_values_reach_every_dbt_var(toml: Path) -> None:
         "bootstrap_replicates = 200\n"
         "bootstrap_seed = 7\n"
         'bootstrap_unit = "deployment"\n'
+        "silent_camera_gap_quantile = 0.5\n"
+        "silent_camera_gap_factor = 2\n"
+        "silent_camera_min_hours = 6\n"
+        "silent_camera_min_gaps = 4\n"
         "[detection_thresholds]\nanimal = 0.4\n",
         encoding="utf-8",
     )
@@ -102,6 +106,10 @@ def test_user_values_reach_every_dbt_var(toml: Path) -> None:
         "bootstrap_replicates": 200,
         "bootstrap_seed": 7,
         "bootstrap_unit": "deployment",
+        "silent_camera_gap_quantile": 0.5,
+        "silent_camera_gap_factor": 2,
+        "silent_camera_min_hours": 6,
+        "silent_camera_min_gaps": 4,
     }
     assert set(passed) == set(_declared())
 

@@ -5,8 +5,8 @@ create schema if not exists alerts;
 create table if not exists alerts.outbox (
     alert_id          varchar primary key,   -- md5 of rule, kind and what triggered it: queueing twice adds nothing
     rule_name         varchar not null,
-    rule_kind         varchar not null,      -- human / label / population / test
-    kind              varchar not null,      -- 'alert' (first of a burst), 'summary' (the rest of it), 'anomaly'
+    rule_kind         varchar not null,      -- human / label / population / silent / digest / test
+    kind              varchar not null,      -- 'alert' (first of a burst), 'summary' (the rest of it), 'anomaly', 'silent' (a camera's silence episode), 'digest' (a channel's day)
     site_id           varchar,
     camera_id         varchar,
     media_id          varchar,               -- the image shown (first of the burst)
@@ -34,4 +34,21 @@ create table if not exists alerts.deliveries (
     target_name       varchar not null,      -- redacted URL, e.g. 'json://127.0.0.1:8000/...'
     delivered_at      timestamp not null,    -- UTC
     primary key (alert_id, target_key)
+);
+
+-- What a digest channel (alert_channel_options.NAME.digest) collects instead of one message per
+-- photo: one row per alert (or image of a burst) and channel, gathered into one 'digest' outbox
+-- row per channel and UTC day once the day is over (flows/alerts/digest.py).
+create table if not exists alerts.digest_items (
+    item_id           varchar primary key,   -- ids.digest_item_id(channel, alert or image id)
+    channel           varchar not null,
+    day               date not null,         -- UTC day the item was queued
+    item_kind         varchar not null,      -- photo / silent
+    rule_name         varchar not null,
+    site_id           varchar,
+    camera_id         varchar,
+    media_id          varchar,
+    label             varchar,               -- photo: the label that matched ('person' for people)
+    event_at          timestamp,             -- camera-local time of the photo (silent: last photo)
+    created_at        timestamp not null     -- UTC
 );

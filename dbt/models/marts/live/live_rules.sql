@@ -8,6 +8,8 @@
 {%- for name in [
     'detection_thresholds', 'animal_detector', 'person_vehicle_detector', 'person_cue_detector',
     'classification_threshold', 'sensitive_species', 'sensitive_grid_km',
+    'silent_camera_gap_quantile', 'silent_camera_gap_factor', 'silent_camera_min_hours',
+    'silent_camera_min_gaps',
 ] -%}
     {%- do live_vars.update({name: var(name)}) -%}
 {%- endfor %}
