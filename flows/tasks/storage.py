@@ -8,7 +8,14 @@ from typing import Any
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from flows.pipeline.discovery import Listing, list_source
+from flows.pipeline.discovery import (
+    Listing,
+    SourceFile,
+    canonical_uri,
+    list_source,
+    stat_file,
+    unseen,
+)
 from flows.pipeline.intake import outside_link_rows
 from flows.settings import Settings
 from flows.store import Store
@@ -35,9 +42,25 @@ def open_run(
 def list_new_media(settings: Settings, store: Store) -> tuple[Listing, list[Any]]:
     """Every media file under the source that the store has not seen in this form."""
     listing = list_source(settings.source, settings.extensions)
-    known = store.known_files(listing.source_uri)
-    new = [f for f in listing.media if known.get(f.path) != (f.size, f.modified_at)]
-    return listing, new
+    return listing, unseen(listing.media, store.known_files(listing.source_uri))
+
+
+@task(**IO_RETRIES)
+def stat_named_media(
+    settings: Settings, store: Store, paths: list[str]
+) -> tuple[Listing, list[SourceFile], dict[str, str]]:
+    """The named files (``trapflow listen``: the notified keys), found without listing the
+    source; of those, what the store has not seen in this form; and path -> why, for each
+    named file that could not be found."""
+    found: list[SourceFile] = []
+    missing: dict[str, str] = {}
+    for path in dict.fromkeys(paths):
+        try:
+            found.append(stat_file(settings.source, path))
+        except OSError as exc:
+            missing[path] = f"{type(exc).__name__}: {exc}"
+    listing = Listing(canonical_uri(settings.source), tuple(found), 0, ())
+    return listing, unseen(found, store.known_files(listing.source_uri)), missing
 
 
 @task(**IO_RETRIES)
