@@ -115,7 +115,7 @@ def test_webhook_refuses_to_start_without_a_long_token(tmp_path: Path) -> None:
     base = {"source": str(tmp_path), "warehouse": tmp_path / "warehouse.duckdb", "listen_port": 0}
     for token in (None, "short"):
         listener = Listener(load_settings(**base, listen_token=token), ingest=_Ingest())
-        with pytest.raises(ListenConfigError, match="TRAPFLOW_LISTEN_TOKEN|too short"):
+        with pytest.raises(ListenConfigError, match=r"TRAPFLOW_LISTEN_TOKEN|too short"):
             webhook(listener)
 
 
@@ -310,3 +310,20 @@ def test_folder_watcher_picks_up_a_photo_copied_in_once_it_is_whole(
     assert ingest.calls == [["S2/cam/human.jpg"]]
     ((size, images),) = _rows(warehouse, "select max(file_size), count(*) from raw.media")
     assert (size, images) == (len(data), 1)  # read once it was complete
+
+
+def test_cli_without_a_token_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "TRAPFLOW_"))}
+    env.update(TRAPFLOW_HOME=str(tmp_path / "home"), PREFECT_HOME=str(tmp_path / "prefect"))
+    trapflow = str(Path(sys.executable).parent / "trapflow")
+    proc = subprocess.run(
+        [trapflow, "listen", "--source", "s3://traps/card", "--warehouse", "warehouse.duckdb"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "Traceback" not in proc.stderr
+    assert lines[0].startswith("error: ") and "TRAPFLOW_LISTEN_TOKEN" in lines[0]
