@@ -69,13 +69,11 @@ class DrainResult:
 
 
 def register_listen_secrets(settings: Settings) -> None:
-    """The listen token, the bucket's and catalog's credentials (from the environment) and the
-    lake's URL never reach a log record (``flows.alerts.redaction``)."""
+    """The listen token and the bucket's and catalog's credentials (from the environment) never
+    reach a log record (``flows.alerts.redaction``; credentials inside a URL always are)."""
     secrets = [os.environ[name] for name in SECRET_ENV if os.environ.get(name)]
     if settings.listen_token is not None:
         secrets.append(settings.listen_token.get_secret_value())
-    if settings.lake:
-        secrets.append(settings.lake)
     register_secrets([s for s in secrets if len(s) >= 4])
 
 
