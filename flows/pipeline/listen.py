@@ -105,8 +105,7 @@ class Listener:
             if self.local or not full.startswith(self.root + "/"):
                 return None
             rel = full[len(self.root) + 1 :]
-        rel = posixpath.normpath(rel)
-        if rel.startswith("../") or rel in ("..", "."):
+        if not rel or ".." in rel.split("/"):
             return None
         if self.local:
             real = os.path.realpath(os.path.join(self.root, rel))
@@ -225,8 +224,11 @@ class Listener:
             self.wake.set()
         return count
 
-    def run_until(self, stop: threading.Event, poll_s: float = 1.0) -> None:
-        """Drain whenever an event is queued (or every ``poll_s``, for retries) until ``stop``."""
+    def run_until(self, stop: threading.Event, poll_s: float | None = None) -> None:
+        """Drain whenever an event is queued, and every ``poll_s`` for retries (default:
+        ``listen_retry_s``, 1 to 30 s; the warehouse is not opened in between), until ``stop``."""
+        if poll_s is None:
+            poll_s = max(1.0, min(self.settings.listen_retry_s, 30.0))
         while not stop.is_set():
             self.wake.wait(poll_s)
             self.wake.clear()

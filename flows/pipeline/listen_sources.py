@@ -42,6 +42,13 @@ log = logging.getLogger("trapflow.listen")
 MAX_BODY = 1024 * 1024
 #: Shortest listen_token accepted.
 MIN_TOKEN = 16
+#: Seconds a connection may take to send its request.
+REQUEST_TIMEOUT_S = 30.0
+
+
+class _Server(ThreadingHTTPServer):
+    allow_reuse_address = True
+    daemon_threads = True
 
 
 class ListenConfigError(UserError, ValueError):
@@ -83,6 +90,7 @@ def webhook(listener: Listener, host: str | None = None, port: int | None = None
     class Handler(BaseHTTPRequestHandler):
         server_version = "trapflow-listen"
         sys_version = ""
+        timeout = REQUEST_TIMEOUT_S  # a client that never finishes its request is let go
 
         def _reply(self, code: int, payload: dict[str, Any]) -> None:
             body = json.dumps(payload).encode()
@@ -134,12 +142,10 @@ def webhook(listener: Listener, host: str | None = None, port: int | None = None
         def log_message(self, format: str, *args: Any) -> None:
             log.debug("%s %s", self.client_address[0], redact(format % args))
 
-    ThreadingHTTPServer.allow_reuse_address = True
-    ThreadingHTTPServer.daemon_threads = True
     host = settings.listen_host if host is None else host
     port = settings.listen_port if port is None else port
     try:
-        server = ThreadingHTTPServer((host, port), Handler)
+        server = _Server((host, port), Handler)
     except OSError as exc:
         raise ListenConfigError(
             f"cannot listen on {host}:{port} ({exc.strerror or exc}): pick another "
