@@ -327,3 +327,44 @@ def test_cli_without_a_token_is_one_line_and_exit_2(tmp_path: Path) -> None:
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and "Traceback" not in proc.stderr
     assert lines[0].startswith("error: ") and "TRAPFLOW_LISTEN_TOKEN" in lines[0]
+
+
+def test_two_pending_writes_run_once_and_a_failed_run_is_retried_with_its_error_redacted(
+    tmp_path: Path, monkeypatch, caplog
+) -> None:
+    """No flow here: an ingest that records its calls, then one that fails with a credential
+    in its message (the flow's own path is tested above)."""
+    from types import SimpleNamespace
+
+    folder = tmp_path / "cards"
+    (folder / "S1").mkdir(parents=True)
+    (folder / "S1" / "a.jpg").write_bytes(b"\xff\xd8 not decoded here")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
+    settings = load_settings(source=str(folder), warehouse=tmp_path / "warehouse.duckdb",
+                             listen_retry_s=0, listen_max_attempts=2)  # fmt: skip
+    calls: list[list[str]] = []
+
+    def recording(**kw: Any) -> Any:
+        calls.append(list(kw["paths"]))
+        return SimpleNamespace(run_id="r1", missing={})
+
+    listener = Listener(settings, ingest=recording)
+    first = Notification(None, "S1/a.jpg", "fs:created", None, "0a")
+    second = Notification(None, "S1/a.jpg", "fs:created", None, "0b")
+    assert listener.accept([first, second]).counts == {"pending": 2}
+    assert listener.drain().done == 1
+    assert calls == [["S1/a.jpg"]]  # the latest write only
+    with listener.store.writing() as con:
+        assert listen_queue.status_counts(con, listener.source_uri) == {"done": 1, "stale": 1}
+
+    def failing(**kw: Any) -> Any:
+        raise OSError(f"could not reach s3://admin:{SECRET_KEY}@minio:9000 (key {SECRET_KEY})")
+
+    caplog.set_level(logging.INFO, logger="trapflow.listen")
+    listener.ingest = failing
+    third = Notification(None, "S1/a.jpg", "fs:created", None, "0c")
+    listener.accept([third])
+    assert (listener.drain().retrying, listener.drain().dead) == (1, 1)
+    ((error,),) = _rows(settings.warehouse_path, "select reason from listen.dead_letters")
+    assert "could not reach" in error and SECRET_KEY not in error
+    assert "dead letter S1/a.jpg" in caplog.text and SECRET_KEY not in caplog.text
