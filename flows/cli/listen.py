@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import signal
 import threading
 from typing import Annotated, Any
@@ -50,6 +51,7 @@ def listen(
         batch_size=batch_size, lake=lake, listen_host=host, listen_port=port,
     )  # fmt: skip
     check_run(settings)
+    _log_to_stderr()
     from flows.pipeline.listen import Listener
     from flows.pipeline.listen_sources import FolderWatcher, webhook
 
@@ -90,6 +92,20 @@ def listen(
                 server.server_close()
     except user_errors() as exc:
         raise fail_from(exc) from None
+
+
+def _log_to_stderr() -> None:
+    """The listener's own lines (events skipped, done, retried, dead) on stderr, redacted as
+    every record is (``flows.alerts.redaction``)."""
+    log = logging.getLogger("trapflow.listen")
+    if not log.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(
+            logging.Formatter("%(asctime)s | %(levelname)-7s | listen - %(message)s", "%H:%M:%S")
+        )
+        log.addHandler(handler)
+        log.setLevel(logging.INFO)
+        log.propagate = False
 
 
 def _ingest() -> Any:
