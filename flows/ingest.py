@@ -24,6 +24,7 @@ from flows.tasks.storage import (
     load_deployments,
     open_run,
     record_outside_links,
+    stat_named_media,
 )
 
 
@@ -42,6 +43,7 @@ class RunSummary:
     duration_s: float = 0.0
     model_dir: str = ""
     models: list[str] = field(default_factory=list)
+    missing: dict[str, str] = field(default_factory=dict)  # named paths not found: why
 
     @property
     def images_per_s(self) -> float:
@@ -61,8 +63,12 @@ def ingest(
     batch_size: int | None = None,
     detection_thresholds: dict[str, float] | None = None,
     full_listing: bool | None = None,
+    paths: list[str] | None = None,
 ) -> RunSummary:
-    """Poll the source once: list, pick what is new, detect, load, rebuild the marts."""
+    """Poll the source once: list, pick what is new, detect, load, rebuild the marts.
+
+    ``paths`` (``trapflow listen``): exactly these files under the source, never a listing;
+    the ones not found are in ``RunSummary.missing``."""
     settings = load_settings(
         source=source, warehouse=warehouse, layout=layout, build_marts=build,
         batch_size=batch_size, detection_thresholds=detection_thresholds, lake=lake,
@@ -73,7 +79,11 @@ def ingest(
     started = time.perf_counter()
     run_id = ids.new_run_id()
     t0 = time.perf_counter()
-    listing, new_files = list_new_media(settings, store)
+    missing: dict[str, str] = {}
+    if paths is None:
+        listing, new_files = list_new_media(settings, store)
+    else:
+        listing, new_files, missing = stat_named_media(settings, store, paths)
     list_s = time.perf_counter() - t0
     open_run(store, run_id, listing.source_uri, flow_run.get_id(),
              datetime.now(UTC).replace(tzinfo=None))  # fmt: skip
@@ -85,6 +95,7 @@ def ingest(
         run_id=run_id, source_uri=listing.source_uri, warehouse=str(settings.warehouse_path),
         files_listed=len(listing.media), files_new=len(new_files),
         other_files=listing.other_files, outside_root=len(listing.outside_root), list_s=list_s,
+        missing=missing,
     )  # fmt: skip
     record_outside_links(store, run_id, listing)
     model_dir = fetch_models(settings)

@@ -431,6 +431,25 @@ class Settings(BaseSettings):
 
     # Serving
     interval: int = Field(default=60, ge=1, description="Seconds between polls (serve).")
+    # trapflow listen (docs/listen.md): bucket notifications over HTTP, a folder's file events
+    listen_host: str = Field(
+        default="127.0.0.1", description="Address the webhook binds to (loopback unless set)."
+    )
+    listen_port: int = Field(default=8790, ge=0, le=65535, description="Webhook port (0: any).")
+    listen_token: SecretStr | None = Field(
+        default=None,
+        description="Shared token senders put in 'Authorization: Bearer <token>' (secret, "
+        "16+ characters); the webhook refuses to start without it.",
+    )
+    listen_max_attempts: int = Field(
+        default=3, ge=1, description="Failed tries of an event, then listen.dead_letters."
+    )
+    listen_retry_s: float = Field(
+        default=10.0, ge=0.0, description="Wait before an event is tried again; doubles."
+    )
+    listen_settle_s: float = Field(
+        default=1.0, gt=0.0, description="Folder: a file is taken once unchanged this long."
+    )
 
     # Alerts (docs/alerts.md); URLs are secrets: from the environment or a Prefect Secret block
     alert_rules: list[AlertRule] = Field(

@@ -2,6 +2,7 @@
 
 trapflow run --source DIR --once      process everything new under DIR, then exit
 trapflow serve --source DIR --interval 60                        (flows/cli/run.py)
+trapflow listen [--replay-dead]                                  (flows/cli/listen.py)
 trapflow marts | summary | config                                (flows/cli/warehouse.py)
 trapflow dashboard [users add | remove | list]                   (flows/cli/dashboard.py)
 trapflow annotate CLIP | train --data DIR                        (flows/cli/media.py)
@@ -24,6 +25,7 @@ import subprocess  # noqa: F401  (tests patch subprocess.call through this modul
 
 # Importing a command module registers its commands on the app, in this order.
 from flows.cli import run as _run  # noqa: F401
+from flows.cli import listen as _listen  # noqa: F401
 from flows.cli import warehouse as _warehouse  # noqa: F401
 from flows.cli import dashboard as _dashboard  # noqa: F401
 from flows.cli import media as _media  # noqa: F401

@@ -259,6 +259,27 @@ class _Walk:
         self.media.append(SourceFile(rel, int(info.get("size") or 0), _modified(info)))
 
 
+def stat_file(uri: str, rel_path: str) -> SourceFile:
+    """One named file under the source, found without listing anything (``trapflow listen``).
+
+    Raises ``FileNotFoundError`` when it is not there (or, on a local disk, resolves outside
+    the root), ``OSError`` when it cannot be reached."""
+    fs, root = open_source(uri)
+    full = f"{root}/{rel_path.lstrip('/')}"
+    if isinstance(fs, LocalFileSystem):
+        if not _inside(full, root):
+            raise FileNotFoundError(f"{rel_path} resolves outside the source folder")
+        st = os.stat(full)
+        if not os.path.isfile(full):
+            raise FileNotFoundError(f"{rel_path} is not a file")
+        return SourceFile(rel_path, st.st_size, _modified({"mtime": st.st_mtime}))
+    fs.invalidate_cache(full)  # a key notified as new must not be answered from a listing
+    info = fs.info(full)
+    if info.get("type") not in (None, "file"):
+        raise FileNotFoundError(f"{rel_path} is not a file")
+    return SourceFile(rel_path, int(info.get("size") or 0), _modified(info))
+
+
 def _inside(path: str, root: str) -> bool:
     real = os.path.realpath(path)
     return real == root or real.startswith(root + os.sep)

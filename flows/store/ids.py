@@ -29,6 +29,7 @@ __all__ = [
     "digest_item_id",
     "frame_label_id",
     "import_run_id",
+    "listen_event_id",
     "media_id",
     "media_id_of_chunks",
     "media_label_id",
@@ -103,6 +104,12 @@ def media_label_id(media_id: str, source: str, label: str | None) -> str:
 def quarantine_id(source_uri: str, file_path: str, media_id: str | None, reason: str) -> str:
     """One problem with one file (its id is the same on every poll: stored once)."""
     return _md5(source_uri, file_path, media_id or "", str(reason))
+
+
+def listen_event_id(source_uri: str, file_path: str, sequencer: str) -> str:
+    """One notified write of one file (``listen.events``): S3's redelivery of the same event, or
+    a file's repeated file-system events once it settled, are the same id."""
+    return _md5("listen_event", source_uri, file_path, sequencer)
 
 
 def new_run_id() -> str:

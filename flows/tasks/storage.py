@@ -10,8 +10,11 @@ from prefect.cache_policies import NO_CACHE
 
 from flows.pipeline.discovery import (
     Listing,
+    SourceFile,
     canonical_uri,
+    new_or_changed,
     poll_source,
+    stat_file,
     wants_full_listing,
 )
 from flows.pipeline.intake import outside_link_rows
@@ -46,6 +49,24 @@ def list_new_media(settings: Settings, store: Store) -> tuple[Listing, list[Any]
         full=wants_full_listing(settings.full_listing, settings.full_listing_every_n,
                                 store.run_count(source_uri)),
     )  # fmt: skip
+
+
+@task(**IO_RETRIES)
+def stat_named_media(
+    settings: Settings, store: Store, paths: list[str]
+) -> tuple[Listing, list[SourceFile], dict[str, str]]:
+    """The named files (``trapflow listen``: the notified keys), found without listing the
+    source; of those, what the store has not seen in this form; and path -> why, for each
+    named file that could not be found."""
+    found: list[SourceFile] = []
+    missing: dict[str, str] = {}
+    for path in dict.fromkeys(paths):
+        try:
+            found.append(stat_file(settings.source, path))
+        except OSError as exc:
+            missing[path] = f"{type(exc).__name__}: {exc}"
+    listing = Listing(canonical_uri(settings.source), tuple(found), 0, ())
+    return listing, new_or_changed(found, store.known_file_table(listing.source_uri)), missing
 
 
 @task(**IO_RETRIES)
