@@ -130,3 +130,36 @@ def blackhole() -> Iterator[tuple[int, list[socket.socket]]]:
         for conn in accepted:
             conn.close()
         server.close()
+
+
+@contextmanager
+def moto_s3(secret_key: str | None = None) -> Iterator[str]:
+    """moto's S3 server on a loopback port, with the AWS_* variables pointing at it while
+    it runs; yields its endpoint URL. s3fs keeps one filesystem per process and arguments,
+    so its instance cache is cleared on both sides: a filesystem made for an earlier test's
+    server (now stopped) is never reused."""
+    import os
+
+    from moto.server import ThreadedMotoServer
+    from s3fs import S3FileSystem
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0)
+    server.start()
+    host, port = server.get_host_and_port()
+    keys = ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION")
+    saved = {k: os.environ.get(k) for k in keys}
+    os.environ.update(
+        AWS_ENDPOINT_URL=f"http://{host}:{port}", AWS_ACCESS_KEY_ID="trapflow-test",
+        AWS_SECRET_ACCESS_KEY=secret_key or "moto-test-key", AWS_DEFAULT_REGION="us-east-1",
+    )  # fmt: skip
+    S3FileSystem.clear_instance_cache()
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        S3FileSystem.clear_instance_cache()
+        server.stop()
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value

@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from moto.server import ThreadedMotoServer
 
 from flows.pipeline.listen import Listener
 from flows.pipeline.listen_sources import FolderWatcher, ListenConfigError, webhook
@@ -25,7 +24,7 @@ from flows.pipeline.notifications import Notification, NotificationError, parse_
 from flows.settings import load_settings
 from flows.store import listen_queue
 from flows.store.warehouse import open_file
-from tests._servers import json_sink
+from tests._servers import json_sink, moto_s3
 
 HUMAN = "google__cameratrapai/test_data/human.jpg"
 ELEPHANTS = "google__cameratrapai/test_data/african_elephants.jpg"
@@ -128,15 +127,6 @@ def s3_bucket(camtrap_dir: Path) -> Iterator[Any]:
     yields the filesystem and the server's request log."""
     import fsspec
 
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0)
-    server.start()
-    host, port = server.get_host_and_port()
-    keys = ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION")
-    saved = {k: os.environ.get(k) for k in keys}
-    os.environ.update(
-        AWS_ENDPOINT_URL=f"http://{host}:{port}", AWS_ACCESS_KEY_ID="trapflow-test",
-        AWS_SECRET_ACCESS_KEY=SECRET_KEY, AWS_DEFAULT_REGION="us-east-1",
-    )  # fmt: skip
     lines: list[str] = []
 
     class _Log(logging.Handler):
@@ -144,21 +134,16 @@ def s3_bucket(camtrap_dir: Path) -> Iterator[Any]:
             lines.append(record.getMessage())
 
     handler = _Log()
-    logging.getLogger("werkzeug").addHandler(handler)
-    fs = fsspec.filesystem("s3", skip_instance_cache=True)
-    fs.mkdir("traps")
-    fs.pipe("traps/card/Serengeti/cam01/human shot.jpg", (camtrap_dir / HUMAN).read_bytes())
-    fs.pipe("traps/card/Serengeti/cam01/notes.txt", b"battery 80%")
-    try:
-        yield lines
-    finally:
-        logging.getLogger("werkzeug").removeHandler(handler)
-        server.stop()
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+    with moto_s3(SECRET_KEY):
+        logging.getLogger("werkzeug").addHandler(handler)
+        fs = fsspec.filesystem("s3", skip_instance_cache=True)
+        fs.mkdir("traps")
+        fs.pipe("traps/card/Serengeti/cam01/human shot.jpg", (camtrap_dir / HUMAN).read_bytes())
+        fs.pipe("traps/card/Serengeti/cam01/notes.txt", b"battery 80%")
+        try:
+            yield lines
+        finally:
+            logging.getLogger("werkzeug").removeHandler(handler)
 
 
 def test_minio_event_over_loopback_runs_the_key_and_delivers_the_alert(

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from moto.server import ThreadedMotoServer
 
+from tests._servers import moto_s3
 from tests.conftest import query
 
 pytestmark = pytest.mark.slow
@@ -37,27 +36,13 @@ class _Requests(logging.Handler):
 
 @pytest.fixture
 def s3_server() -> Iterator[tuple[str, _Requests]]:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0)
-    server.start()
-    host, port = server.get_host_and_port()
-    keys = ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION")
-    saved = {k: os.environ.get(k) for k in keys}
-    os.environ.update(
-        AWS_ENDPOINT_URL=f"http://{host}:{port}", AWS_ACCESS_KEY_ID="trapflow-test",
-        AWS_SECRET_ACCESS_KEY="not-a-secret", AWS_DEFAULT_REGION="us-east-1",
-    )  # fmt: skip
-    requests = _Requests()
-    logging.getLogger("werkzeug").addHandler(requests)
-    try:
-        yield f"http://{host}:{port}", requests
-    finally:
-        logging.getLogger("werkzeug").removeHandler(requests)
-        server.stop()
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+    with moto_s3() as endpoint:
+        requests = _Requests()
+        logging.getLogger("werkzeug").addHandler(requests)
+        try:
+            yield endpoint, requests
+        finally:
+            logging.getLogger("werkzeug").removeHandler(requests)
 
 
 def test_s3_source_is_listed_incrementally(
