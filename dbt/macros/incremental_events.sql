@@ -38,12 +38,13 @@
     {{ this.database }}.{{ this.schema }}.{{ this.identifier }}__refold
 {%- endmacro %}
 
-{#- pre_hook of an incremental build: the series to re-fold and from which start
-    (<model>__refold), then their stale events deleted. -#}
+{#- pre_hook of an incremental build: the records to fold again (<model>__refold: those of the
+    series to re-fold at or after the series' re-fold start, from_us), then the stale events of
+    those series deleted. The records are computed once, here; the model reads them back. -#}
 {% macro events_refold_prepare() -%}
     create or replace table {{ events_refold_relation() }} as
     with
-    records as ({{ event_records_sql() }}),
+    records as materialized ({{ event_records_sql() }}),
     stored as (
         select site_id, category, label, started_us, event_digest, record_count as n_records
         from {{ this }}
@@ -82,12 +83,25 @@
         select site_id, category, label, captured_us as from_us
         from laid
         where stored_start is null
+    ),
+
+    refold_from as (
+        select site_id, category, label, min(from_us) as from_us
+        from mismatched
+        group by all
     )
-    select site_id, category, label, min(from_us) as from_us
-    from mismatched
-    group by all;
+    {#- a left join: a series left with no records from its start still gets its row (its
+        stale events must go); such rows have a null media_id -#}
+    select refold_from.*, records.* exclude (site_id, category, label)
+    from refold_from
+    left join records
+        on records.site_id = refold_from.site_id
+        and records.category = refold_from.category
+        and records.label = refold_from.label
+        and records.captured_us >= refold_from.from_us;
     delete from {{ this }} as stale
-    using {{ events_refold_relation() }} as refold
+    using (select distinct site_id, category, label, from_us from {{ events_refold_relation() }})
+        as refold
     where stale.site_id = refold.site_id
         and stale.category = refold.category
         and stale.label = refold.label

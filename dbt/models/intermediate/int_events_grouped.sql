@@ -19,22 +19,12 @@
 
 with
 
-all_records as (
-    {{ event_records_sql() }}
-),
-
 records as (
     {%- if is_incremental() %}
     {#- only the series to re-fold, from their re-fold start (events_refold_prepare) -#}
-    select all_records.*
-    from all_records
-    inner join {{ events_refold_relation() }} as refold
-        on all_records.site_id = refold.site_id
-        and all_records.category = refold.category
-        and all_records.label = refold.label
-        and all_records.captured_us >= refold.from_us
+    select * exclude (from_us) from {{ events_refold_relation() }} where media_id is not null
     {%- else %}
-    select * from all_records
+    {{ event_records_sql() }}
     {%- endif %}
 ),
 
