@@ -5,35 +5,27 @@
         lastIndependentRecord: fixed windows), or
       - the previous record (independence_mode 'last_record': rolling).
     A gap of exactly the interval is a new event. MaxN = the most individuals of the label in
-    one image of the event (not the sum over images). -#}
-{{ config(materialized='table') }}  {#- read by several marts: computed once -#}
+    one image of the event (not the sum over images).
+    Incremental (macros/incremental_events.sql): only the series a changed record touches are
+    re-folded, from the first stored event whose records differ. -#}
+{{ config(
+    materialized='incremental',
+    incremental_strategy='append',
+    on_schema_change='fail',
+    pre_hook="{% if is_incremental() %}{{ events_refold_prepare() }}{% endif %}",
+    post_hook="drop table if exists {{ events_refold_relation() }}",
+) }}
 {%- set s = population_settings() -%}
 
 with
 
-observations as (
-    select * from {{ ref('int_observations_per_image') }}
-),
-
-placed as (
-    select * from {{ ref('int_media_deployed') }}
-),
-
 records as (
-    select
-        observations.media_id,
-        observations.category,
-        observations.label,
-        observations.individuals,
-        observations.is_human,
-        placed.site_id,
-        placed.camera_id,
-        placed.deployment_id,
-        placed.captured_at,
-        epoch_us(placed.captured_at) as captured_us
-    from observations
-    inner join placed
-        on observations.media_id = placed.media_id
+    {%- if is_incremental() %}
+    {#- only the series to re-fold, from their re-fold start (events_refold_prepare) -#}
+    select * exclude (from_us) from {{ events_refold_relation() }} where media_id is not null
+    {%- else %}
+    {{ event_records_sql() }}
+    {%- endif %}
 ),
 
 {% if s.independence_mode == 'last_record' %}
@@ -113,7 +105,10 @@ events as (
         count(distinct media_id) as images,
         count(distinct camera_id) as cameras,
         max(individuals) as max_count,
-        sum(individuals) as individual_detections
+        sum(individuals) as individual_detections,
+        started_us,
+        bit_xor(record_hash) as event_digest,
+        count(*) as record_count
     from assigned
     group by site_id, category, label, started_us
 )
