@@ -20,17 +20,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from flows.edge.keys import KEPT_ON_CARD, MANIFEST_FORMAT, MANIFEST_PREFIX, UPLOADED, remote_key
 from flows.edge.queue import EdgeQueue
-from flows.edge.scan import EdgeDetector, list_card, remote_key
+from flows.edge.scan import EdgeDetector, list_card
 from flows.edge.settings import EdgeSettings
 from flows.edge.targets import Target, open_target
 from flows.errors import UserError
 
 log = logging.getLogger("trapflow.edge")
-
-#: Where manifests go at the target (the central import reads this folder).
-MANIFEST_PREFIX = "_manifests"
-MANIFEST_FORMAT = "trapflow-edge-manifest/1"
 
 
 class DiskFull(UserError):
@@ -139,7 +136,7 @@ def write_manifest(settings: EdgeSettings, queue: EdgeQueue, models: list[str]) 
                     .replace(tzinfo=None).isoformat(),
                     "captured_at": p["captured_at"],
                     "scores": {k: round(v, 4) for k, v in sorted(p["scores"].items())},
-                    "status": "uploaded" if p["decision"] == "upload" else "kept_on_card",
+                    "status": UPLOADED if p["decision"] == "upload" else KEPT_ON_CARD,
                     "key": p["key"],
                 },
                 sort_keys=True,

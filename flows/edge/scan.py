@@ -58,15 +58,6 @@ def list_card(card: Path, extensions: tuple[str, ...]) -> Iterator[CardFile]:
             yield CardFile(full.relative_to(card).as_posix(), full, st.st_size, st.st_mtime_ns)
 
 
-def remote_key(path: str, media_id: str) -> str:
-    """The photo's key at the target: its card folder, then its media id and extension. The
-    folder keeps site and camera as the central layout names them; the id makes a repeated put
-    land on the same object."""
-    folder, _, name = path.rpartition("/")
-    ext = name.rsplit(".", 1)[-1] if "." in name else "jpg"
-    return f"{folder}/{media_id}.{ext}" if folder else f"{media_id}.{ext}"
-
-
 class EdgeDetector:
     """The counting detectors, one thread each call, their sessions created once."""
 
@@ -78,9 +69,8 @@ class EdgeDetector:
             if name not in manifest:
                 from flows.edge.settings import EdgeSettingsError
 
-                raise EdgeSettingsError(
-                    f"detector {name!r} is not in the model registry ({', '.join(sorted(manifest))})"
-                )
+                known = ", ".join(sorted(manifest))
+                raise EdgeSettingsError(f"detector {name!r} is not in the model registry ({known})")
             spec = manifest[name]
             try:
                 _registry.resolve(spec, settings.model_dir)
