@@ -121,10 +121,11 @@ def write_manifest(settings: EdgeSettings, queue: EdgeQueue, models: list[str]) 
     photos = queue.unlisted_photos()
     if not photos:
         return None
-    header = {
+    written_at = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    header: dict[str, object] = {
         "format": MANIFEST_FORMAT, "device": settings.device, "card": str(settings.card),
         "models": models, "detection_thresholds": settings.detection_thresholds,
-        "written_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "written_at": written_at,
     }  # fmt: skip
     lines = [json.dumps(header, sort_keys=True)]
     for p in photos:
@@ -144,7 +145,8 @@ def write_manifest(settings: EdgeSettings, queue: EdgeQueue, models: list[str]) 
         )  # fmt: skip
     body = ("\n".join(lines) + "\n").encode()
     digest = hashlib.sha256(body).hexdigest()
-    name = f"{header['written_at'][:10]}-{settings.device}-{digest[:16]}.jsonl"
+    device = re.sub(r"[^A-Za-z0-9._-]", "_", settings.device)
+    name = f"{written_at[:10]}-{device}-{digest[:16]}.jsonl"
     local = settings.manifest_dir / name
     local.parent.mkdir(parents=True, exist_ok=True)
     part = local.with_suffix(".part")
