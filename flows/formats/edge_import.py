@@ -44,7 +44,7 @@ class EdgeImportResult:
     kept_on_card: int = 0
     uploaded: int = 0  # listed as uploaded (ingested by `trapflow run --source`)
     media_added: int = 0  # kept photos new to the warehouse
-    awaiting_ingest: int = 0  # uploaded photos not in the warehouse yet
+    awaiting_ingest: int = 0  # uploaded photos the warehouse has not seen yet
     run_ids: list[str] = field(default_factory=list)
 
 
@@ -92,6 +92,12 @@ def import_edge_manifests(
     with _warehouse.connect(warehouse) as con:
         _warehouse.ensure_schema(con)
         known = {m for (m,) in con.execute("select media_id from raw.media").fetchall()}
+        listed = {  # keys an ingest of the source listed (an unreadable one is quarantined)
+            p
+            for (p,) in con.execute(
+                "select file_path from raw.media_files where source_uri = ?", [uri]
+            ).fetchall()
+        }
         for name in names:
             text = fs.cat_file(name).decode("utf-8")
             _header, photos = read_manifest(text, posixpath.basename(str(name)))
@@ -105,7 +111,9 @@ def import_edge_manifests(
                 media_id = str(photo.get("sha256") or "")
                 if photo.get("status") == UPLOADED:
                     result.uploaded += 1
-                    result.awaiting_ingest += media_id not in known
+                    result.awaiting_ingest += (
+                        media_id not in known and photo.get("key") not in listed
+                    )
                     continue
                 if photo.get("status") != KEPT_ON_CARD or len(media_id) != 64:
                     continue
