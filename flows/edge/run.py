@@ -217,4 +217,8 @@ def run_edge(
         if once:
             return report
         log.info(report.line())
+        if report.disk_full:
+            log.error("error: %s", report.disk_full)
+        if report.pending and report.errors:
+            log.warning("%s uploads stay queued (%s)", report.pending, report.errors[-1])
         time.sleep(settings.interval_s)

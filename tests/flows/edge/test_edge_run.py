@@ -184,3 +184,16 @@ def test_full_disk_takes_no_new_work_and_keeps_the_queue(
     back = run_edge(settings, target=FolderTarget(root))
     assert back.scanned == 1 and back.pending == 0
     assert back.uploaded == queued + 2  # the new photo (its own folder: its own key), a manifest
+
+
+def test_import_edge_manifests_without_manifests_is_one_line(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from flows.cli import app
+
+    result = CliRunner().invoke(
+        app, ["import", "edge-manifests", str(tmp_path), "-w", str(tmp_path / "w.duckdb")]
+    )
+    assert result.exit_code == 2
+    assert "no _manifests/ folder under" in result.output
+    assert "Traceback" not in result.output
