@@ -95,6 +95,13 @@ class EdgeQueue:
         ).fetchone()
         return row is not None
 
+    def key_of(self, media_id: str) -> str | None:
+        """The key a photo with these bytes already went up under (a copy on the card)."""
+        row = self._con.execute(
+            "select key from photos where media_id = ? and key is not null limit 1", (media_id,)
+        ).fetchone()
+        return str(row[0]) if row else None
+
     def unlisted_photos(self) -> list[dict[str, Any]]:
         """Photos no manifest lists yet (the next manifest's rows), in path order."""
         with closing(

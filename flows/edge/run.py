@@ -99,6 +99,9 @@ def scan_card(
         verdict = detector.judge(data)
         del data
         key = remote_key(item.path, verdict.media_id) if verdict.uploads else None
+        copy_of = queue.key_of(verdict.media_id) if key else None
+        if copy_of:  # the same bytes went up already: the central ingest keeps the first path
+            key = copy_of
         queue.add_photo(
             path=item.path, size=item.size, mtime_ns=item.mtime_ns, media_id=verdict.media_id,
             captured_at=verdict.captured_at, scores=verdict.scores,
