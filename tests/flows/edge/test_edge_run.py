@@ -197,3 +197,62 @@ def test_import_edge_manifests_without_manifests_is_one_line(tmp_path: Path) -> 
     assert result.exit_code == 2
     assert "no _manifests/ folder under" in result.output
     assert "Traceback" not in result.output
+
+
+def test_s3_server_gone_mid_upload_then_back(
+    edge_settings: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The S3 server itself goes away after two puts (connections refused), and comes back on
+    the same port with what it held: the next run uploads the rest, each photo once."""
+    import s3fs
+    from moto.server import ThreadedMotoServer
+
+    from tests._servers import free_port
+
+    port = free_port()
+    for key, value in {
+        "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}", "AWS_ACCESS_KEY_ID": "trapflow-test",
+        "AWS_SECRET_ACCESS_KEY": "moto-test-key", "AWS_DEFAULT_REGION": "us-east-1",
+    }.items():  # fmt: skip
+        monkeypatch.setenv(key, value)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port)
+    server.start()
+    s3fs.S3FileSystem.clear_instance_cache()
+    fs = s3fs.S3FileSystem(
+        skip_instance_cache=True,
+        config_kwargs={"retries": {"max_attempts": 1}, "connect_timeout": 1},
+    )
+    fs.retries = 1  # fail fast once the server is gone (the edge's own tries remain)
+    try:
+        fs.mkdir("edge-bucket")
+        settings = edge_settings(upload="s3://edge-bucket/traps")
+        target = FsspecTarget(settings.upload, fs=fs)
+
+        class PullsThePlug:
+            uri = target.uri
+            puts = 0
+
+            def size(self, key: str) -> int | None:
+                return target.size(key)
+
+            def put(self, local: Path, key: str) -> None:
+                target.put(local, key)
+                self.puts += 1
+                if self.puts == 2:
+                    server.stop()
+
+        first = run_edge(settings, target=PullsThePlug())
+        assert first.pending > 0 and "offline" in first.errors[-1]
+        server = ThreadedMotoServer(ip_address="127.0.0.1", port=port)
+        server.start()
+        second = run_edge(settings, target=target)
+        assert second.pending == 0 and second.uploaded == first.pending
+        fs.invalidate_cache()
+        held = sorted(k.removeprefix("edge-bucket/traps/") for k in fs.find("edge-bucket/traps"))
+        photos = _photos(settings.state_dir)
+        keys = sorted({p["key"] for p in photos if p["key"]})
+        assert [k for k in held if not k.startswith("_manifests/")] == keys
+        assert len(held) == len(keys) + 1  # and one manifest
+    finally:
+        server.stop()
+        s3fs.S3FileSystem.clear_instance_cache()
