@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from flows.edge.settings import EdgeSettings
+from flows.edge.settings import EdgeSettings, EdgeSettingsError
 from flows.store import ids
 from models_ml import ImageRejected, YoloxDetector, decode_rgb, open_image, read_exif
 from models_ml import registry as _registry
@@ -67,8 +67,6 @@ class EdgeDetector:
         self.detectors: list[YoloxDetector] = []
         for name in settings.detectors:
             if name not in manifest:
-                from flows.edge.settings import EdgeSettingsError
-
                 known = ", ".join(sorted(manifest))
                 raise EdgeSettingsError(f"detector {name!r} is not in the model registry ({known})")
             spec = manifest[name]

@@ -33,6 +33,16 @@ def _env(name: str) -> str | None:
     return value.strip() if value and value.strip() else None
 
 
+def _number(name: str, default: float) -> float:
+    value = _env(name)
+    if value is None:
+        return default
+    try:
+        return float(value)
+    except ValueError:
+        raise EdgeSettingsError(f"TRAPFLOW_EDGE_{name}={value!r} is not a number") from None
+
+
 def _thresholds() -> dict[str, float]:
     defaults = {k: float(v) for k, v in dbt_defaults()["detection_thresholds"].items()}
     for category in defaults:
@@ -74,13 +84,13 @@ class EdgeSettings:
     detection_thresholds: dict[str, float] = field(default_factory=_thresholds)
     device: str = field(default_factory=lambda: _env("DEVICE") or socket.gethostname())
     #: Below this many MB free where the queue lives, no new photo is taken in.
-    min_free_mb: float = field(default_factory=lambda: float(_env("MIN_FREE_MB") or 256))
+    min_free_mb: float = field(default_factory=lambda: _number("MIN_FREE_MB", 256))
     #: Tries of one upload in a run before the run leaves it queued (a lost network).
-    upload_attempts: int = field(default_factory=lambda: int(_env("UPLOAD_ATTEMPTS") or 3))
-    retry_s: float = field(default_factory=lambda: float(_env("RETRY_S") or 5.0))
-    interval_s: float = field(default_factory=lambda: float(_env("INTERVAL") or 60.0))
+    upload_attempts: int = field(default_factory=lambda: int(_number("UPLOAD_ATTEMPTS", 3)))
+    retry_s: float = field(default_factory=lambda: _number("RETRY_S", 5.0))
+    interval_s: float = field(default_factory=lambda: _number("INTERVAL", 60.0))
     #: Photos hashed and detected before a manifest is written (each run writes one at the end).
-    manifest_every: int = field(default_factory=lambda: int(_env("MANIFEST_EVERY") or 500))
+    manifest_every: int = field(default_factory=lambda: int(_number("MANIFEST_EVERY", 500)))
     inference_floor: float = DEFAULT_CONF_FLOOR
     max_image_pixels: int = DEFAULT_MAX_PIXELS
     extensions: tuple[str, ...] = PHOTO_EXTENSIONS
@@ -100,8 +110,10 @@ class EdgeSettings:
             raise EdgeSettingsError(f"detection thresholds {bad} must be within 0..1")
         if not self.detectors:
             raise EdgeSettingsError("no detector: set TRAPFLOW_EDGE_DETECTORS or unset it")
-        if self.min_free_mb < 0 or self.upload_attempts < 1:
-            raise EdgeSettingsError("min_free_mb must be >= 0 and upload_attempts >= 1")
+        if self.min_free_mb < 0 or self.upload_attempts < 1 or self.manifest_every < 1:
+            raise EdgeSettingsError(
+                "min_free_mb must be >= 0, upload_attempts and manifest_every >= 1"
+            )
 
     @property
     def queue_path(self) -> Path:

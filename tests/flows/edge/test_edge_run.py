@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -130,14 +131,15 @@ def test_s3_target_resumes_after_the_network_came_back(
         import s3fs
 
         fs = s3fs.S3FileSystem()
-        fs.mkdir("edge-bucket")
-        settings = edge_settings(upload="s3://edge-bucket/traps")
+        bucket = f"edge-{uuid.uuid4().hex[:12]}"  # moto's buckets outlive its servers
+        fs.mkdir(bucket)
+        settings = edge_settings(upload=f"s3://{bucket}/traps")
         target = FsspecTarget(settings.upload)
 
         def objects() -> dict[str, int]:
             fs.invalidate_cache()
-            found = fs.find("edge-bucket/traps", detail=True)
-            return {k.removeprefix("edge-bucket/traps/"): int(v["size"]) for k, v in found.items()}
+            found = fs.find(f"{bucket}/traps", detail=True)
+            return {k.removeprefix(f"{bucket}/traps/"): int(v["size"]) for k, v in found.items()}
 
         _resume(settings, target, objects)
 
@@ -224,8 +226,9 @@ def test_s3_server_gone_mid_upload_then_back(
     )
     fs.retries = 1  # fail fast once the server is gone (the edge's own tries remain)
     try:
-        fs.mkdir("edge-bucket")
-        settings = edge_settings(upload="s3://edge-bucket/traps")
+        bucket = f"edge-{uuid.uuid4().hex[:12]}"  # moto's buckets outlive its servers
+        fs.mkdir(bucket)
+        settings = edge_settings(upload=f"s3://{bucket}/traps")
         target = FsspecTarget(settings.upload, fs=fs)
 
         class PullsThePlug:
@@ -248,7 +251,7 @@ def test_s3_server_gone_mid_upload_then_back(
         second = run_edge(settings, target=target)
         assert second.pending == 0 and second.uploaded == first.pending
         fs.invalidate_cache()
-        held = sorted(k.removeprefix("edge-bucket/traps/") for k in fs.find("edge-bucket/traps"))
+        held = sorted(k.removeprefix(f"{bucket}/traps/") for k in fs.find(f"{bucket}/traps"))
         photos = _photos(settings.state_dir)
         keys = sorted({p["key"] for p in photos if p["key"]})
         assert [k for k in held if not k.startswith("_manifests/")] == keys
