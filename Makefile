@@ -24,7 +24,7 @@ export DBT_SEND_ANONYMOUS_USAGE_STATS=false
 export ORT_DISABLE_TELEMETRY=1
 export STREAMLIT_BROWSER_GATHER_USAGE_STATS=false
 
-.PHONY: install demo run test lint marts dashboard prefect-ui deploy worker clean
+.PHONY: install install-edge demo run test lint marts dashboard prefect-ui deploy worker clean
 
 install: $(VENV)/.installed
 
@@ -35,6 +35,17 @@ $(VENV)/.installed: pyproject.toml uv.lock
 	UV_PROJECT_ENVIRONMENT=$(VENV) .uv-bootstrap/bin/uv sync --frozen --extra $(ORT) --compile-bytecode \
 	  --python $(PYTHON)
 	@touch $@
+
+# The edge box (docs/edge.md): trapflow without its dependencies, plus exactly the `edge` extra's
+# (and `edge-s3`'s with EDGE_S3=1) into EDGE_VENV: no Prefect, dbt, DuckDB or Streamlit.
+EDGE_VENV ?= .venv-edge
+EDGE_S3   ?=
+install-edge:
+	$(PYTHON) -m venv $(EDGE_VENV)
+	$(EDGE_VENV)/bin/python -m pip install --quiet --disable-pip-version-check --no-deps -e .
+	$(EDGE_VENV)/bin/python -m pip install --quiet --disable-pip-version-check $$($(PYTHON) -c \
+	  "import tomllib; x = tomllib.load(open('pyproject.toml', 'rb'))['project']['optional-dependencies']; \
+	  print(' '.join(x['edge'] + (x['edge-s3'] if '$(EDGE_S3)' else [])))")
 
 # The labelling loop: the run brings in the labels people gave (camtrapR's XMP species tags in
 # the sample; {species} folders with LAYOUT), a species head is trained from them and labels

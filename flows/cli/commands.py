@@ -13,6 +13,7 @@ trapflow export mdjson | camtrapdp | csv | images; import mdjson | camtrapdp DIR
 trapflow import labels CSV | labels conflicts | relabel          (flows/cli/labels.py)
 trapflow train-now | embed                                       (flows/cli/training.py)
 trapflow import stations CSV | timeshifts CSV                    (flows/cli/stations.py)
+trapflow edge --card DIR --upload URL [--once]; import edge-manifests  (flows/cli/edge.py)
 
 The app, its options, consoles and error policy are in flows/cli/_app.py; the Prefect
 servers it starts in flows/cli/_server.py; the checks before a run in flows/cli/_preflight.py.
@@ -35,6 +36,7 @@ from flows.cli import formats as _formats  # noqa: F401
 from flows.cli import labels as _labels  # noqa: F401
 from flows.cli import training as _training  # noqa: F401
 from flows.cli import stations as _stations  # noqa: F401
+from flows.cli import edge as _edge  # noqa: F401
 from flows.cli._app import app
 
 __all__ = ["app", "main"]
