@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -12,6 +13,17 @@ import onnxruntime as ort
 
 CPU = "CPUExecutionProvider"
 CUDA = "CUDAExecutionProvider"
+
+
+def has_vnni() -> bool:
+    """Whether this CPU has AVX-512 VNNI (numpy's own CPUID probe, so an emulated CPU reports
+    what it emulates): onnxruntime's U8S8 int8 kernels are exact there."""
+    try:
+        umath = importlib.import_module("numpy._core._multiarray_umath")
+    except ImportError:  # pragma: no cover - numpy < 2
+        return False
+    features: dict[str, bool] = getattr(umath, "__cpu_features__", {})
+    return bool(features.get("AVX512VNNI"))
 
 
 def default_providers() -> list[str]:
@@ -51,9 +63,10 @@ def create_session(
     # The decode and OCR threads share the cores: spinning ORT threads would steal them.
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     # Without VNNI (AVX2-only x86 CPUs) onnxruntime's fast U8S8 int8 kernels saturate: the INT8
-    # person cue scored 0.08 instead of 0.53 on the same photo. U8U8 gives every x86 CPU the
-    # same numbers; float models are untouched, and VNNI CPUs keep their exact kernels.
-    options.add_session_config_entry("session.x64quantprecision", "1")
+    # person cue scored 0.08 instead of 0.53 on the same photo. U8U8 gives those CPUs the
+    # numbers VNNI gives; with VNNI, U8S8 is exact (bit-identical outputs here) and U8U8 would
+    # cost an INT8 detector 2.4x its speed (docs/models.md "INT8 detectors").
+    options.add_session_config_entry("session.x64quantprecision", "0" if has_vnni() else "1")
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.log_severity_level = 3  # errors only
     return ort.InferenceSession(str(path), sess_options=options, providers=chosen)

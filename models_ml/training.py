@@ -192,7 +192,46 @@ def _toml_value(value: Any) -> str:
         return "true" if value else "false"
     if isinstance(value, int | float):
         return repr(value)
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        items = ", ".join(f"{json.dumps(str(k))} = {_toml_value(v)}" for k, v in value.items())
+        return "{ " + items + " }" if items else "{}"
     return json.dumps(str(value), ensure_ascii=False)
+
+
+def _write_trained_registry(
+    model_dir: Path, models: dict[str, dict[str, Any]], latest: Any, behaviour: Any
+) -> Path:
+    out = ["# Models made here: heads trained by `trapflow train`, INT8 copies made by"]
+    out += ["# `trapflow models quantize` (merged into the model registry)."]
+    out += [f"latest = {_toml_value(latest)}"] if latest else []
+    out += [f"latest_behaviour = {_toml_value(behaviour)}"] if behaviour else []
+    out.append("")
+    for model, table in sorted(models.items()):
+        out.append(f"[models.{json.dumps(model)}]")
+        out += [f"{k} = {_toml_value(v)}" for k, v in table.items()]
+        out.append("")
+    path = trained_registry_path(model_dir)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text("\n".join(out), encoding="utf-8")
+    os.replace(tmp, path)
+    return path
+
+
+def register_model(model_dir: Path, name: str, table: dict[str, Any]) -> Path:
+    """Add (or replace) ``[models.<name>]`` (trapflow.toml's format, ``registry.user_spec``)
+    in the registry of models made here, leaving the latest heads as they are. Used for the
+    INT8 detectors of ``models_ml.quantize``."""
+    from .registry import load_manifest
+
+    if name in load_manifest():
+        raise ValueError(f"{name!r} is the name of a registry model; pick another")
+    data = read_trained_registry(model_dir)
+    models: dict[str, dict[str, Any]] = data["models"]
+    models[name] = dict(table)
+    return _write_trained_registry(model_dir, models, data["latest"], data["latest_behaviour"])
 
 
 def register_head(
@@ -224,20 +263,7 @@ def register_head(
         models[name]["geofence_file"] = str(geofence_path.absolute())
     latest = name if task == "species" else data["latest"]
     behaviour = name if task == "behaviour" else data["latest_behaviour"]
-    out = ["# Heads trained by `trapflow train` (merged into the model registry)."]
-    out += [f"latest = {_toml_value(latest)}"] if latest else []
-    out += [f"latest_behaviour = {_toml_value(behaviour)}"] if behaviour else []
-    out.append("")
-    for model, table in sorted(models.items()):
-        out.append(f"[models.{json.dumps(model)}]")
-        out += [f"{k} = {_toml_value(v)}" for k, v in table.items()]
-        out.append("")
-    path = trained_registry_path(model_dir)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text("\n".join(out), encoding="utf-8")
-    os.replace(tmp, path)
-    return path
+    return _write_trained_registry(model_dir, models, latest, behaviour)
 
 
 def write_site_fence(path: Path, sites: Sequence[str], labels: Sequence[str]) -> Path:

@@ -1,7 +1,8 @@
-"""``trapflow models list | pull | verify``: the model registry."""
+"""``trapflow models list | pull | verify | quantize``: the model registry."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -76,3 +77,57 @@ def models_verify() -> None:
         bad += not result.ok
     if bad:
         raise typer.Exit(1)
+
+
+@models_app.command("quantize")
+def models_quantize(
+    name: Annotated[str, typer.Argument(help="The FP32 detector to quantise.")] = (
+        "mdlite_yolox_tiny"
+    ),
+    photos: Annotated[
+        Path | None,
+        typer.Option(
+            help="Folder of your photos; the calibration ones are picked by a hash "
+            "of each path (default: the configured source folder)."
+        ),
+    ] = None,
+    limit: Annotated[int, typer.Option(help="Calibrate on at most N photos (0: all).")] = 0,
+    quant_format: Annotated[str, typer.Option("--format", help="qdq or qoperator.")] = "qdq",
+    per_channel: Annotated[bool, typer.Option(help="Per-channel weight scales.")] = True,
+    exclude: Annotated[
+        str, typer.Option(help="Left in float: tail (box decoding), tail+convs, tail+stem, none.")
+    ] = "tail",
+    calibrate: Annotated[str, typer.Option(help="percentile, minmax or entropy.")] = "percentile",
+) -> None:
+    """Make an INT8 copy of a detector here (onnxruntime static quantisation, calibrated on
+    your photos) and register it as ``<name>_int8`` (animal_model = "<name>_int8")."""
+    from flows.pipeline.models import ensure_models
+    from models_ml import quantize, registry
+
+    settings = load_settings()
+    manifest = registry.load_manifest()
+    if name not in manifest or manifest[name].kind != "detector":
+        detectors = [n for n, s in manifest.items() if s.kind == "detector"]
+        raise fail(f"unknown detector {name!r}; quantise one of: {', '.join(detectors)}", 2)
+    folder = photos if photos is not None else Path(settings.source).expanduser()
+    if not folder.is_dir():
+        raise fail(f"no photo folder at {folder}: pass --photos DIR", 2)
+    chosen = quantize.calibration_photos(folder, limit)
+    if not chosen:
+        one_in = quantize.CALIBRATION_ONE_IN
+        raise fail(f"no calibration photo under {folder} (1 in {one_in} calibrates)", 2)
+    errors: tuple[type[BaseException], ...] = (ValueError, *user_errors())
+    try:
+        model_dir = ensure_models(settings, [name])
+        made = quantize.quantize_detector(
+            manifest[name], model_dir, chosen, quant_format=quant_format,
+            per_channel=per_channel, exclude=exclude, calibrate=calibrate,
+        )  # fmt: skip
+        registered = quantize.register_int8(model_dir, manifest[name], made)
+    except errors as exc:
+        raise fail_from(exc) from None
+    console.print(
+        f"[green]quantised[/] {name} on {made.calibration_images} photos -> {made.path} "
+        f"(sha256 {made.sha256}); registered as {registered}: set animal_model = "
+        f'"{registered}" to use it'
+    )

@@ -63,11 +63,18 @@ def test_real_photos(camtrap_dir: Path, model_mirror: Path, path: str, person: b
     assert (best >= 0.5) is person, (path, best, cue)
 
 
-def test_sessions_ask_for_int8_kernels_that_do_not_saturate(model_mirror: Path):
+@pytest.mark.parametrize(("vnni", "precision"), [(False, "1"), (True, "0")])
+def test_sessions_ask_for_int8_kernels_that_do_not_saturate(
+    model_mirror: Path, monkeypatch: pytest.MonkeyPatch, vnni: bool, precision: str
+):
+    """U8U8 without VNNI (U8S8 saturates there); VNNI's exact U8S8 kernels where it has it."""
+    from models_ml import session as _session
+
+    monkeypatch.setattr(_session, "has_vnni", lambda: vnni)
     spec = load_manifest()["mobilenetv2_12_int8_imagenet"]
     session = create_session(model_mirror / spec.file)
     options = session.get_session_options()
-    assert options.get_session_config_entry("session.x64quantprecision") == "1"
+    assert options.get_session_config_entry("session.x64quantprecision") == precision
 
 
 _CUE_SCORE = """
