@@ -137,8 +137,10 @@ def moto_s3(secret_key: str | None = None) -> Iterator[str]:
     """moto's S3 server on a loopback port, with the AWS_* variables pointing at it while
     it runs; yields its endpoint URL. s3fs keeps one filesystem per process and arguments,
     so its instance cache is cleared on both sides: a filesystem made for an earlier test's
-    server (now stopped) is never reused."""
+    server (now stopped) is never reused. moto's servers in one process share one in-memory
+    backend, so it is reset on both sides too: an earlier test's buckets never show up."""
     import os
+    import urllib.request
 
     from moto.server import ThreadedMotoServer
     from s3fs import S3FileSystem
@@ -152,11 +154,17 @@ def moto_s3(secret_key: str | None = None) -> Iterator[str]:
         AWS_ENDPOINT_URL=f"http://{host}:{port}", AWS_ACCESS_KEY_ID="trapflow-test",
         AWS_SECRET_ACCESS_KEY=secret_key or "moto-test-key", AWS_DEFAULT_REGION="us-east-1",
     )  # fmt: skip
-    S3FileSystem.clear_instance_cache()
-    try:
-        yield f"http://{host}:{port}"
-    finally:
+    endpoint = f"http://{host}:{port}"
+
+    def reset() -> None:
+        urllib.request.urlopen(urllib.request.Request(f"{endpoint}/moto-api/reset", method="POST"))
         S3FileSystem.clear_instance_cache()
+
+    reset()
+    try:
+        yield endpoint
+    finally:
+        reset()
         server.stop()
         for key, value in saved.items():
             if value is None:
