@@ -17,7 +17,8 @@ is stored once. A worker killed mid-batch leaves no commit, so nothing of its ba
 
 The marts builder (``trapflow marts``) copies the raw tables as of one snapshot
 (``AT (VERSION => n)``) into its own DuckDB file, records that snapshot in
-``raw.lake_snapshots`` and runs dbt there; the dashboard reads that file.
+``raw.lake_snapshots`` and runs dbt there; the dashboard reads that file. DuckLake keeps small
+commits' rows in the catalog (data inlining); the builder then writes them out as Parquet.
 
 The extensions come from the PyPI wheels pinned with duckdb (``duckdb-extension-ducklake``,
 ``-postgres-scanner``, ``-sqlite-scanner``, ``-httpfs``), loaded from their files: nothing is
@@ -28,6 +29,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import logging
 import os
 import random
 import re
@@ -48,6 +50,7 @@ from flows.store.lake import TABLES
 from flows.store.warehouse import sql_literal
 
 T = TypeVar("T")
+_log = logging.getLogger(__name__)
 
 #: The name every connection gives the lake's catalog.
 LAKE = "trapflow_lake"
@@ -562,6 +565,20 @@ class DuckLakeStore:
         with _warehouse.connect(self.warehouse) as con:
             attach_lake(con, self.lake, self.data_path, read_only=True)
             copy_snapshot(con, self.lake)
+        self.flush_inlined()
+
+    def flush_inlined(self) -> None:
+        """Rows DuckLake kept in the catalog (small commits are inlined there) written out as
+        Parquet files in the data path, by the one marts builder after it copied its snapshot;
+        a worker committing meanwhile conflicts with it and retries, so nothing is lost."""
+        with self._lake() as con:
+            try:
+                in_transaction(con, lambda c: c.execute(
+                    f"call ducklake_flush_inlined_data({sql_literal(LAKE)})").fetchall(),
+                    message="flush inlined rows")  # fmt: skip
+            except duckdb.Error as exc:
+                _log.warning("the lake's inlined rows stay in the catalog for now: %s",
+                             redact(str(exc)).splitlines()[0])  # fmt: skip
 
 
 def _has_raw(path: Path) -> bool:

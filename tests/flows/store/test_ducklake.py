@@ -17,7 +17,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from flows.store.ducklake import LAKE, attach_lake
+from flows.store.ducklake import LAKE, LakeError, attach_lake
 from tests._postgres import create_database, pg_bin, postgres_server
 from tests.conftest import query
 from tests.flows.store.test_scale_out import TRAPFLOW, _card, _env, _photos, _run_together
@@ -98,7 +98,7 @@ def _lake_count(lake: str, data_path: str | None, sql: str) -> int:
     try:
         attach_lake(con, lake, data_path, read_only=True)
         row = con.execute(sql.replace("LAKE", LAKE)).fetchone()
-    except duckdb.Error:
+    except (duckdb.Error, LakeError):
         return 0  # not created yet
     finally:
         con.close()
