@@ -368,21 +368,12 @@ class Settings(MartSettings, BaseSettings):
 
     @model_validator(mode="after")
     def _check_lake(self) -> Settings:
-        from flows.store.ducklake import LakeError, catalog_kind, is_ducklake, redact
+        from flows.store.ducklake import LakeError, check_lake_setting
 
-        if not is_ducklake(self.lake):
-            return self
-        assert self.lake is not None
         try:
-            kind = catalog_kind(self.lake)
+            check_lake_setting(self.lake, self.lake_data_path)
         except LakeError as exc:
             raise SettingsError(str(exc)) from None
-        if kind == "postgres" and not self.lake_data_path:
-            raise SettingsError(
-                f"lake {redact(self.lake)!r} has its catalog in PostgreSQL but no lake_data_path: "
-                "set TRAPFLOW_LAKE_DATA_PATH (or lake_data_path in trapflow.toml) to a folder "
-                "every worker reaches or an s3:// prefix (docs/scaling.md)"
-            )
         return self
 
     @model_validator(mode="after")

@@ -66,6 +66,7 @@ def create_database(dsn: str, name: str) -> str:
     bin_dir = pg_bin()
     assert bin_dir is not None
     parts = dict(p.split("=", 1) for p in dsn.split())
-    subprocess.run([str(bin_dir / "createdb"), "-h", parts["host"], "-p", parts["port"],
-                    "-U", parts["user"], name], check=True, capture_output=True, timeout=60)  # fmt: skip
+    argv = [str(bin_dir / "createdb"), "-h", parts["host"], "-p", parts["port"],
+            "-U", parts["user"], name]  # fmt: skip
+    subprocess.run(argv, check=True, capture_output=True, timeout=60)
     return " ".join(f"{k}={name if k == 'dbname' else v}" for k, v in parts.items())

@@ -62,6 +62,9 @@ MAX_COMMIT_TRIES = 60
 class LakeError(UserError, RuntimeError):
     """The lake cannot be used (bad URL, catalog unreachable, extension missing)."""
 
+    #: Lost a race with another process creating the same new lake: try again.
+    racing: bool = False
+
 
 def is_ducklake(lake: str | None) -> bool:
     return bool(lake) and str(lake).startswith("ducklake:")
@@ -85,6 +88,18 @@ def catalog_kind(lake: str) -> str:
     return "duckdb"
 
 
+def check_lake_setting(lake: str | None, data_path: str | None) -> None:
+    """A DuckLake URL of a known form, and a data path where the catalog keeps none."""
+    if lake is None or not is_ducklake(lake):
+        return
+    if catalog_kind(lake) == "postgres" and not data_path:
+        raise LakeError(
+            f"lake {redact(lake)!r} has its catalog in PostgreSQL but no lake_data_path: set "
+            "TRAPFLOW_LAKE_DATA_PATH (or lake_data_path in trapflow.toml) to a folder every "
+            "worker reaches or an s3:// prefix (docs/scaling.md)"
+        )
+
+
 def default_data_path(lake: str) -> str | None:
     """A file catalog keeps its data beside it (``<catalog>.files/``); PostgreSQL has none."""
     kind = catalog_kind(lake)
@@ -104,8 +119,11 @@ def redact(text: str) -> str:
 def _extension_file(name: str) -> Path:
     package = f"duckdb_extension_{name}"
     spec = importlib.util.find_spec(package)
-    folder = Path(next(iter(spec.submodule_search_locations or []))) if spec else None
-    file = folder / "extensions" / f"v{duckdb.__version__}" / f"{name}.duckdb_extension" if folder else None
+    folders = list(spec.submodule_search_locations or []) if spec else []
+    version = f"v{duckdb.__version__}"
+    file = (
+        Path(folders[0]) / "extensions" / version / f"{name}.duckdb_extension" if folders else None
+    )
     if file is None or not file.is_file():
         raise LakeError(
             f"the DuckDB extension {name} for duckdb {duckdb.__version__} is not installed "
@@ -170,11 +188,16 @@ def attach_lake(
         suffix = f" ({', '.join(options)})" if options else ""
         con.execute(f"attach {sql_literal(target)} as {LAKE}{suffix}")
     except duckdb.Error as exc:
-        raise LakeError(
+        error = LakeError(
             f"cannot open the DuckLake {redact(lake)!r} (data {data_path or 'in the catalog'}): "
             f"{redact(str(exc)).splitlines()[0]}. Is the catalog's database running and "
             "reachable ('make lake-up' starts a local PostgreSQL)? See docs/scaling.md"
-        ) from None
+        )
+        text = str(exc).lower()
+        error.racing = "initialize" in text and any(
+            word in text for word in ("duplicate key", "already exists", "conflict")
+        )
+        raise error from None
 
 
 def _file_catalog(lake: str) -> str:
@@ -255,8 +278,11 @@ def ensure_lake_schema(con: duckdb.DuckDBPyConnection) -> None:
 
 
 def _conflict(exc: duckdb.Error) -> bool:
+    """Lost to another commit (or, with a SQLite catalog, found it busy): try again."""
     text = str(exc).lower()
-    return isinstance(exc, duckdb.TransactionException) or "conflict" in text
+    return isinstance(exc, duckdb.TransactionException) or any(
+        word in text for word in ("conflict", "database is locked", "busy")
+    )
 
 
 def in_transaction(
@@ -291,7 +317,7 @@ def in_transaction(
                 con.execute("rollback")
             if not _conflict(exc) or attempt == MAX_COMMIT_TRIES:
                 raise
-            time.sleep(delay * (1 + random.random()))
+            time.sleep(delay * (1 + random.random()))  # noqa: S311 (jitter, not a secret)
             delay = min(delay * 2, 1.0)
     raise AssertionError("unreachable")
 
@@ -384,6 +410,43 @@ def live_views(con: duckdb.DuckDBPyConnection) -> None:
                     f"from {LAKE}.raw.{table}")  # fmt: skip
 
 
+#: Per process: (lake, data path) -> the one connection that has that lake attached.
+_LAKES: dict[tuple[str, str | None], duckdb.DuckDBPyConnection] = {}
+_LAKES_LOCK = threading.RLock()
+
+
+def lake_connection(lake: str, data_path: str | None) -> duckdb.DuckDBPyConnection:
+    """This process's connection to the lake (made, attached and its schema ensured once);
+    the caller holds :data:`_LAKES_LOCK`."""
+    key = (lake, data_path)
+    for attempt in range(1, 9):
+        if key in _LAKES:
+            break
+        con = duckdb.connect(config={"autoinstall_known_extensions": False,
+                                     "autoload_known_extensions": False})  # fmt: skip
+        try:
+            attach_lake(con, lake, data_path)
+            ensure_lake_schema(con)
+        except LakeError as exc:
+            con.close()
+            if not exc.racing or attempt == 8:
+                raise
+            time.sleep(0.1 * attempt * (1 + random.random()))  # noqa: S311 (jitter)
+            continue
+        except BaseException:
+            con.close()
+            raise
+        _LAKES[key] = con
+    return _LAKES[key]
+
+
+def close_lakes() -> None:
+    """Close every lake connection of this process (tests; a file catalog is then free)."""
+    with _LAKES_LOCK:
+        while _LAKES:
+            _LAKES.popitem()[1].close()
+
+
 class DuckLakeStore:
     """The :class:`flows.store.Store` of a DuckLake: rows go to the lake in one transaction
     per batch; ``warehouse`` is this process's DuckDB file (a worker's outbox, or the marts
@@ -394,8 +457,6 @@ class DuckLakeStore:
         self.warehouse = Path(warehouse)
         self.lake = lake
         self.data_path = data_path
-        self._con: duckdb.DuckDBPyConnection | None = None
-        self._lock = threading.RLock()
         self._started: dict[str, dict[str, Any]] = {}
 
     def __repr__(self) -> str:
@@ -407,24 +468,8 @@ class DuckLakeStore:
 
     @contextmanager
     def _lake(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        with self._lock:
-            if self._con is None:
-                con = duckdb.connect(config={"autoinstall_known_extensions": False,
-                                             "autoload_known_extensions": False})  # fmt: skip
-                try:
-                    attach_lake(con, self.lake, self.data_path)
-                    ensure_lake_schema(con)
-                except BaseException:
-                    con.close()
-                    raise
-                self._con = con
-            yield self._con
-
-    def close(self) -> None:
-        with self._lock:
-            if self._con is not None:
-                self._con.close()
-                self._con = None
+        with _LAKES_LOCK:
+            yield lake_connection(self.lake, self.data_path)
 
     def exists(self) -> bool:
         with self._lake():
@@ -436,11 +481,31 @@ class DuckLakeStore:
 
     @contextmanager
     def _file(self, *, read_only: bool) -> Iterator[duckdb.DuckDBPyConnection]:
-        with _warehouse.connect(self.warehouse, read_only=read_only) as con:
-            with self._lake():
-                pass  # the lake's schema exists before a view names it
-            attach_lake(con, self.lake, self.data_path, read_only=read_only)
-            yield con
+        """The process's lake connection with the DuckDB file attached as the warehouse (and in
+        use), so the catalog is attached once per process (a file catalog allows no more)."""
+        path = self.warehouse
+        with _warehouse.CONNECTION_LOCK, self._lake() as con:
+            open_here, key = _warehouse._open_here(), _warehouse._key(path)
+            if key in open_here:  # nested in a connection of this thread to the file
+                with _warehouse._nested(open_here[key]) as cursor:
+                    attach_lake(cursor, self.lake, self.data_path)
+                    yield cursor
+                return
+            if not read_only:
+                path.parent.mkdir(parents=True, exist_ok=True)
+            mode = " (read_only)" if read_only else ""
+            _warehouse._waiting(path, None, lambda: con.execute(
+                f"attach {sql_literal(path)} as {_warehouse.ALIAS}{mode}"))  # fmt: skip
+            open_here[key] = con
+            try:
+                con.execute(f"use {_warehouse.ALIAS}")
+                yield con
+            finally:
+                del open_here[key]
+                with contextlib.suppress(duckdb.Error):
+                    con.execute("rollback")  # a transaction an exception left open
+                con.execute("use memory")
+                con.execute(f"detach {_warehouse.ALIAS}")
 
     @contextmanager
     def writing(self) -> Iterator[duckdb.DuckDBPyConnection]:
@@ -560,10 +625,7 @@ class DuckLakeStore:
 
     def prepare_build(self) -> None:
         """The raw tables as of one snapshot, copied into the builder's file for dbt."""
-        with self._lake():
-            pass
-        with _warehouse.connect(self.warehouse) as con:
-            attach_lake(con, self.lake, self.data_path, read_only=True)
+        with self._file(read_only=False) as con:
             copy_snapshot(con, self.lake)
         self.flush_inlined()
 
