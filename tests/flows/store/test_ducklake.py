@@ -205,3 +205,34 @@ def test_a_transaction_killed_before_commit_leaves_nothing(pg: str, tmp_path: Pa
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, timeout=120)
     assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
     assert _lake_count(lake, data_path, "select count(*) from LAKE.raw.media") == 0
+
+
+def test_a_ducklake_worker_alerts_on_its_own_run(
+    prefect_harness: None, trapflow_env: dict[str, str], camtrap_dir: Path, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    """A worker's alert rules read the lake through views in its own DuckDB file (its outbox):
+    the person is alerted within the run, and a second poll sends nothing."""
+    from flows.ingest import ingest
+    from flows.store.ducklake import close_lakes
+    from tests._servers import json_sink
+
+    card = tmp_path / "card" / "Ruaha" / "cam07"
+    card.mkdir(parents=True)
+    for name in ("human.jpg", "blank.jpg"):
+        (card / name).write_bytes((camtrap_dir / "google__cameratrapai/test_data" / name)
+                                  .read_bytes())  # fmt: skip
+    lake, outbox = f"ducklake:sqlite:{tmp_path / 'lake.sqlite'}", tmp_path / "worker.duckdb"
+    try:
+        with json_sink() as sink:
+            monkeypatch.setenv("TRAPFLOW_ALERT_URLS", f"json://127.0.0.1:{sink.port}/lake")
+            for _ in range(2):
+                summary = ingest(source=str(tmp_path / "card"), warehouse=str(outbox),
+                                 lake=lake, layout="{site}/{camera}/...")  # fmt: skip
+            received = sink.wait_for(1)
+    finally:
+        close_lakes()
+    assert summary.stats.images == 0  # the second poll: nothing new
+    assert [r["title"] for r in received] == ["Person at site Ruaha, camera cam07"]
+    assert query(outbox, "select count(*), count(distinct media_id) from alerts.outbox") == [(1, 1)]
+    assert _lake_count(lake, None, "select count(*) from LAKE.raw.media") == 2
