@@ -45,6 +45,7 @@ def batch(worker: int, number: int, workers: int) -> dict[str, list[dict[str, An
                       "file_path": f"cam/{media_id}.JPG", "file_name": f"{media_id}.JPG",
                       "file_extension": "jpg", "file_size": 1000 + j, "media_type": "image",
                       "site_id": "Ruaha", "camera_id": "cam07", "captured_at": T0,
+                      "timestamp_source": "exif",
                       "run_id": f"run-{worker}", "ingested_at": T0})  # fmt: skip
         boxes += [{"detection_id": f"{media_id}-d{k}", "media_id": media_id,
                    "model_name": "mdlite_yolox_tiny", "model_version": "1", "category": "animal",

@@ -216,14 +216,22 @@ def _template() -> dict[str, list[tuple[str, str]]]:
     with duckdb.connect() as con:
         _warehouse.ensure_schema(con)
         rows = con.execute(
-            "select table_name, column_name, data_type from information_schema.columns "
-            "where table_schema = 'raw' order by table_name, ordinal_position"
+            "select table_name, column_name, data_type, is_nullable = 'NO' "
+            "from information_schema.columns where table_schema = 'raw' "
+            "order by table_name, ordinal_position"
         ).fetchall()
     columns: dict[str, list[tuple[str, str]]] = {t: [] for t in TABLES}
-    for table, column, data_type in rows:
+    for table, column, data_type, required in rows:
         if table in columns:
             columns[table].append((column, data_type))
+            if required:
+                _REQUIRED.add((table, column))
     return columns
+
+
+#: (table, column) the warehouse declares NOT NULL: so does the lake (DuckLake enforces NOT
+#: NULL, not keys), so a bad row fails in the worker that wrote it, not in every later build.
+_REQUIRED: set[tuple[str, str]] = set()
 
 
 _TEMPLATE: dict[str, list[tuple[str, str]]] = {}
@@ -262,7 +270,10 @@ def ensure_lake_schema(con: duckdb.DuckDBPyConnection) -> None:
         c.execute(f"create schema if not exists {LAKE}.lake_meta")
         for table, cols in wanted.items():
             if f"raw.{table}" not in have:
-                body = ", ".join(f'"{n}" {_lake_type(t)}' for n, t in cols)
+                body = ", ".join(
+                    f'"{n}" {_lake_type(t)}' + (" not null" if (table, n) in _REQUIRED else "")
+                    for n, t in cols
+                )
                 c.execute(f"create table {LAKE}.raw.{table} ({body})")
                 continue
             for name, data_type in cols:

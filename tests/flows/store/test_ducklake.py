@@ -196,10 +196,12 @@ def test_a_transaction_killed_before_commit_leaves_nothing(pg: str, tmp_path: Pa
     script = textwrap.dedent(f"""
         import os, signal
         from flows.store.ducklake import DuckLakeStore, insert_absent
+        from tests.flows.store.test_store import _batch
         store = DuckLakeStore({str(tmp_path / "w.duckdb")!r}, {lake!r}, {data_path!r})
+        row = _batch()["media"][0]
         with store._lake() as con:
             con.execute("begin transaction")
-            insert_absent(con, "media", [{{"media_id": f"m{{i}}"}} for i in range(500)])
+            insert_absent(con, "media", [{{**row, "media_id": f"m{{i}}"}} for i in range(500)])
             os.kill(os.getpid(), signal.SIGKILL)
     """)
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, timeout=120)

@@ -67,3 +67,19 @@ def test_an_unreachable_catalog_is_one_line_without_the_password(tmp_path: Path)
     message = str(caught.value)
     assert "hunter2" not in message and "\n" not in message
     assert "make lake-up" in message
+
+
+def test_a_row_the_warehouse_would_refuse_fails_in_the_worker(tmp_path: Path) -> None:
+    """NOT NULL as in the warehouse: a media row without its timestamp source fails its
+    batch whole (nothing committed), instead of every later marts build's copy."""
+    import duckdb
+
+    from tests.flows.store.test_store import _batch
+
+    lake = store_for(tmp_path / "w.duckdb", f"ducklake:{tmp_path}/lake.ducklake")
+    batch = _batch()
+    batch["media"][1]["timestamp_source"] = None
+    with pytest.raises(duckdb.ConstraintException, match="timestamp_source"):
+        lake.load_batch("b1", **batch)
+    assert lake.known_media(["m0", "m1"]) == set()
+    assert lake.known_files(SOURCE) == {}
