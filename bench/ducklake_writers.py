@@ -58,8 +58,9 @@ def batch(worker: int, number: int, workers: int) -> dict[str, list[dict[str, An
     return {"media": media, "detections": boxes, "quarantine": [], "files": files}
 
 
-def _worker(args: tuple[str, str, str, int, int, int]) -> tuple[int, int]:
-    """Loads this worker's batches; returns (media added, commits retried)."""
+def _worker(args: tuple[str, str, str, int, int, int], ready: Any, out: Any) -> None:
+    """Opens the lake, waits for every worker, loads its batches; puts (media added, commits
+    retried, start, end) on ``out``."""
     from flows.store import ducklake
     from flows.store.ducklake import DuckLakeStore
 
@@ -68,7 +69,6 @@ def _worker(args: tuple[str, str, str, int, int, int]) -> tuple[int, int]:
     original = ducklake.in_transaction
 
     def counting(con: Any, work: Any, **kw: Any) -> Any:
-        nonlocal retries
         calls = 0
 
         def counted(c: Any) -> Any:
@@ -81,10 +81,12 @@ def _worker(args: tuple[str, str, str, int, int, int]) -> tuple[int, int]:
 
     ducklake.in_transaction = counting  # type: ignore[assignment]
     store = DuckLakeStore(Path(warehouse), lake, data_path)
-    added = 0
-    for number in range(batches):
-        added += store.load_batch(f"w{worker}-b{number}", **batch(worker, number, workers))["media"]
-    return added, retries
+    store.exists()  # attached, before the clock
+    rows = [batch(worker, number, workers) for number in range(batches)]
+    ready.wait()
+    start = time.time()
+    added = sum(store.load_batch(f"w{worker}-b{n}", **b)["media"] for n, b in enumerate(rows))
+    out.put((added, retries, start, time.time()))
 
 
 def ducklake_run(tmp: Path, dsn: str, workers: int, batches: int) -> dict[str, Any]:
@@ -94,12 +96,17 @@ def ducklake_run(tmp: Path, dsn: str, workers: int, batches: int) -> dict[str, A
     lake = f"ducklake:postgres:{create_database(dsn, f'bench{workers}')}"
     data_path = str(tmp / f"data{workers}")
     DuckLakeStore(tmp / "init.duckdb", lake, data_path).exists()  # the schema, before the clock
-    jobs = [(str(tmp / f"w{i}.duckdb"), lake, data_path, i, batches, workers)
-            for i in range(workers)]  # fmt: skip
-    t0 = time.perf_counter()
-    with mp.get_context("spawn").Pool(workers) as pool:
-        results = pool.map(_worker, jobs)
-    seconds = time.perf_counter() - t0
+    ctx = mp.get_context("spawn")
+    ready, out = ctx.Barrier(workers), ctx.Queue()
+    procs = [ctx.Process(target=_worker, args=((str(tmp / f"w{i}.duckdb"), lake, data_path, i,
+                                                batches, workers), ready, out))
+             for i in range(workers)]  # fmt: skip
+    for proc in procs:
+        proc.start()
+    results = [out.get(timeout=600) for _ in procs]
+    for proc in procs:
+        proc.join()
+    seconds = max(r[3] for r in results) - min(r[2] for r in results)
     builder = DuckLakeStore(tmp / f"builder{workers}.duckdb", lake, data_path)
     t1 = time.perf_counter()
     builder.prepare_build()
@@ -109,10 +116,12 @@ def ducklake_run(tmp: Path, dsn: str, workers: int, batches: int) -> dict[str, A
     with duckdb.connect(str(builder.warehouse), read_only=True) as con:
         row = con.execute("select count(*), count(distinct media_id) from raw.media").fetchone()
     stored, distinct = row if row else (0, 0)
+    commits = workers * batches
     return {"workers": workers, "seconds": round(seconds, 2),
             "images_per_s": round(stored / seconds, 1), "images": stored,
+            "ms_per_commit": round(1000 * seconds / commits, 1),
             "exactly_once": stored == distinct == workers * batches * BATCH * 3 // 4,
-            "retried_commits": sum(r for _a, r in results),
+            "retried_commits": sum(r[1] for r in results),
             "snapshot_copy_s": round(copy_s, 2)}  # fmt: skip
 
 
@@ -120,7 +129,7 @@ def duckdb_file_run(tmp: Path, workers: int, batches: int) -> dict[str, Any]:
     from flows.store.warehouse import WarehouseStore
 
     store = WarehouseStore(tmp / f"single{workers}.duckdb")
-    store.known_media(["warm-up"])
+    store.start_run("bench", "file:///cards", None, T0)  # the schema, before the clock
     t0 = time.perf_counter()
     stored = 0
     for worker in range(workers):
