@@ -368,7 +368,7 @@ class Settings(MartSettings, BaseSettings):
 
     @model_validator(mode="after")
     def _check_lake(self) -> Settings:
-        from flows.store.ducklake import LakeError, check_lake_setting
+        from flows.store.lake_url import LakeError, check_lake_setting
 
         try:
             check_lake_setting(self.lake, self.lake_data_path)
