@@ -24,7 +24,7 @@ export DBT_SEND_ANONYMOUS_USAGE_STATS=false
 export ORT_DISABLE_TELEMETRY=1
 export STREAMLIT_BROWSER_GATHER_USAGE_STATS=false
 
-.PHONY: install install-edge demo run test lint marts dashboard prefect-ui deploy worker clean
+.PHONY: install install-edge demo run test lint marts dashboard prefect-ui deploy worker clean lake-up lake-down
 
 install: $(VENV)/.installed
 
@@ -89,6 +89,34 @@ deploy: install
 
 worker: install
 	$(BIN)/prefect worker start --pool trapflow
+
+# A PostgreSQL for a DuckLake's catalog (docs/scaling.md): Debian's package
+# (apt-get install postgresql), its data in .trapflow/pg, listening on 127.0.0.1:$(LAKE_PG_PORT)
+# only, trust authentication for the local user trapflow. Then every worker and the marts
+# builder use TRAPFLOW_LAKE='ducklake:postgres:dbname=trapflow_lake host=127.0.0.1
+# port=$(LAKE_PG_PORT) user=trapflow' and TRAPFLOW_LAKE_DATA_PATH (a folder or s3:// prefix).
+# For other machines, set listen_addresses and password authentication in .trapflow/pg yourself.
+LAKE_PG_PORT ?= 5433
+LAKE_PG_DIR  := $(abspath $(TRAPFLOW_HOME))/pg
+PG_BIN       ?= $(lastword $(sort $(wildcard /usr/lib/postgresql/*/bin)))
+PG_AS        := $(if $(filter 0,$(shell id -u)),runuser -u postgres --,)
+
+lake-up:
+	@test -x "$(PG_BIN)/initdb" || { echo "PostgreSQL is not installed: apt-get install postgresql"; exit 2; }
+	@mkdir -p "$(LAKE_PG_DIR)"
+	@$(if $(PG_AS),chown postgres "$(LAKE_PG_DIR)",true)
+	@test -f "$(LAKE_PG_DIR)/data/PG_VERSION" || $(PG_AS) "$(PG_BIN)/initdb" -D "$(LAKE_PG_DIR)/data" \
+	  -A trust -U trapflow -E UTF8 >/dev/null
+	@$(PG_AS) "$(PG_BIN)/pg_ctl" -D "$(LAKE_PG_DIR)/data" status >/dev/null || \
+	  $(PG_AS) "$(PG_BIN)/pg_ctl" -D "$(LAKE_PG_DIR)/data" -l "$(LAKE_PG_DIR)/server.log" -w \
+	  -o "-c listen_addresses=127.0.0.1 -p $(LAKE_PG_PORT) -k $(LAKE_PG_DIR)" start
+	@"$(PG_BIN)/psql" -h 127.0.0.1 -p $(LAKE_PG_PORT) -U trapflow -d postgres -tAc \
+	  "select 1 from pg_database where datname = 'trapflow_lake'" | grep -q 1 || \
+	  "$(PG_BIN)/createdb" -h 127.0.0.1 -p $(LAKE_PG_PORT) -U trapflow trapflow_lake
+	@echo "TRAPFLOW_LAKE='ducklake:postgres:dbname=trapflow_lake host=127.0.0.1 port=$(LAKE_PG_PORT) user=trapflow'"
+
+lake-down:
+	$(PG_AS) "$(PG_BIN)/pg_ctl" -D "$(LAKE_PG_DIR)/data" -w stop
 
 clean:
 	rm -rf .trapflow .pytest_cache .mypy_cache .ruff_cache

@@ -114,8 +114,17 @@ class Settings(MartSettings, BaseSettings):
     )
     lake: str | None = Field(
         default=None,
-        description="Scale-out: a folder or s3:// URL where every worker writes its raw rows as "
-        "Parquet; the marts builder reads them (docs/scaling.md). Unset: the DuckDB file.",
+        description="Scale-out: a DuckLake every worker writes its raw rows into at once, "
+        "'ducklake:postgres:dbname=trapflow host=...' (many machines), "
+        "'ducklake:sqlite:/data/lake.sqlite' or 'ducklake:/data/lake.ducklake' (one machine); "
+        "the marts builder copies one snapshot (docs/scaling.md). A plain folder or s3:// URL: "
+        "the legacy Parquet lake. Unset: the DuckDB file.",
+    )
+    lake_data_path: str | None = Field(
+        default=None,
+        description="Where a DuckLake keeps its Parquet files: a folder or s3://bucket/prefix "
+        "(credentials from AWS_*). Needed with a PostgreSQL catalog; a file catalog's default "
+        "is '<catalog>.files/' beside it.",
     )
     model_mirror: str | None = Field(
         default_factory=_default_mirror,
@@ -356,6 +365,16 @@ class Settings(MartSettings, BaseSettings):
     @classmethod
     def _split_list(cls, value: Any) -> Any:
         return listed(value)
+
+    @model_validator(mode="after")
+    def _check_lake(self) -> Settings:
+        from flows.store.lake_url import LakeError, check_lake_setting
+
+        try:
+            check_lake_setting(self.lake, self.lake_data_path)
+        except LakeError as exc:
+            raise SettingsError(str(exc)) from None
+        return self
 
     @model_validator(mode="after")
     def _default_species_model(self) -> Settings:

@@ -157,7 +157,11 @@ SourceOpt = Annotated[
 ]
 LakeOpt = Annotated[
     str | None,
-    typer.Option("--lake", help="Scale-out: write raw rows as Parquet here (env TRAPFLOW_LAKE)."),
+    typer.Option(
+        "--lake",
+        help="Scale-out: a DuckLake, 'ducklake:postgres:dbname=... host=...' or "
+        "'ducklake:sqlite:/path' (data: TRAPFLOW_LAKE_DATA_PATH); env TRAPFLOW_LAKE.",
+    ),
 ]
 SitesOpt = Annotated[
     list[str] | None, typer.Option("--site", help="Only these sites (repeatable).")

@@ -56,7 +56,9 @@ def check_warehouse(settings: Settings, say: Callable[[str], None] | None = None
     from flows.tasks._retry import STORE_RETRY_DELAYS_S
 
     store = open_store(settings)
-    if not store.holds_history or not store.exists():  # a lake worker writes Parquet files
+    # a lake's exists() opens its catalog (an unreachable one is the user's one line); a lake
+    # worker never holds the warehouse file
+    if not store.exists() or not store.holds_history:
         return
     tries = len(STORE_RETRY_DELAYS_S)
     for attempt, delay in enumerate((*STORE_RETRY_DELAYS_S, None), start=1):

@@ -21,7 +21,7 @@ from flows.settings import Settings, load_settings
 
 @app.command("marts")
 def marts_cmd(warehouse: WarehouseOpt = None, lake: LakeOpt = None) -> None:
-    """Rebuild the dbt marts (dbt build: models and tests); --lake: over the workers' Parquet."""
+    """Rebuild the dbt marts (dbt build: models and tests); --lake: on one snapshot of it."""
     from flows.store import open_store
     from flows.store.dbt import DbtBuildError, run_dbt
 

@@ -1,8 +1,9 @@
 """Storage: the DuckDB warehouse (or the scale-out lake), its schema, and the dbt runner.
 
 Everything that reads or writes trapflow's tables goes through one :class:`Store`, chosen once
-per run by :func:`open_store`: :class:`~flows.store.warehouse.WarehouseStore` (one DuckDB file)
-or :class:`~flows.store.lake.LakeStore` (Parquet files per batch, read through views). Nothing
+per run by :func:`open_store`: :class:`~flows.store.warehouse.WarehouseStore` (one DuckDB file),
+:class:`~flows.store.ducklake.DuckLakeStore` (scale-out: one DuckLake, many writers) or the legacy
+:class:`~flows.store.lake.LakeStore` (Parquet files per batch, read through views). Nothing
 else asks whether the settings name a lake.
 """
 
@@ -94,8 +95,14 @@ class Store(Protocol):
         """Make raw.* readable for ``dbt build`` in the warehouse file."""
 
 
-def store_for(warehouse: Path, lake: str | None = None) -> Store:
-    """The store of a warehouse file, or of a lake (with ``warehouse`` as its DuckDB file)."""
+def store_for(warehouse: Path, lake: str | None = None, lake_data_path: str | None = None) -> Store:
+    """The store of a warehouse file, or of a lake (with ``warehouse`` as its DuckDB file):
+    ``ducklake:...`` a DuckLake (``lake_data_path``: its Parquet files), else the legacy
+    Parquet lake in that folder or bucket."""
+    if lake and lake.startswith("ducklake:"):
+        from flows.store.ducklake import DuckLakeStore
+
+        return DuckLakeStore(Path(warehouse), lake, lake_data_path)
     if lake:
         from flows.store.lake import LakeStore
 
@@ -107,7 +114,7 @@ def store_for(warehouse: Path, lake: str | None = None) -> Store:
 
 def open_store(settings: Settings) -> Store:
     """The run's store, chosen once from the settings (``lake`` set: the lake)."""
-    return store_for(settings.warehouse_path, settings.lake)
+    return store_for(settings.warehouse_path, settings.lake, settings.lake_data_path)
 
 
 __all__ = ["Rows", "Store", "open_store", "store_for"]

@@ -50,7 +50,7 @@ def run_dbt(
     scratch = settings.scratch_path
     scratch.mkdir(parents=True, exist_ok=True)
     store = store or open_store(settings)
-    store.prepare_build()  # a lake: raw.* become views over the workers' Parquet files
+    store.prepare_build()  # a DuckLake: one snapshot copied into raw.* (legacy lake: views)
     argv = [
         dbt_executable(),
         command,
