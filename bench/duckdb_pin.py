@@ -84,8 +84,8 @@ def make_baseline(venv: Path) -> Path:
         [_uv(), "export", "--frozen", "--no-hashes", "--extra", "cpu", "--no-emit-project"],
         cwd=REPO, check=True, capture_output=True, text=True,
     ).stdout  # fmt: skip
-    wanted = [
-        line.split(";")[0].strip()
+    wanted = [  # markers kept: the lock pins some packages per Python version (scipy)
+        line.strip()
         for line in exported.splitlines()
         if line and not line.startswith(("#", " ", "duckdb"))
     ]
