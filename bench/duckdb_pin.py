@@ -37,7 +37,7 @@ BASELINE = "duckdb==2.0.0"
 
 #: Runs inside either environment (its own ``duckdb``): one round of the three steps.
 ROUND = r"""
-import hashlib, json, sys, time
+import hashlib, json, shutil, sys, time
 from pathlib import Path
 sys.path.insert(0, sys.argv[1])
 import duckdb
@@ -46,10 +46,14 @@ from flows.settings import Settings
 from flows.store.dbt import run_dbt
 from flows.store.warehouse import open_file
 
-work, detections = Path(sys.argv[2]), int(sys.argv[3])
+work, detections, same_rows = Path(sys.argv[2]), int(sys.argv[3]), Path(sys.argv[4])
 wh = work / "w.duckdb"
 out = {"duckdb": duckdb.__version__}
 t0 = time.perf_counter(); generate(wh, detections); out["write"] = time.perf_counter() - t0
+# the marts are built from one warehouse made once by the pinned duckdb: random() and hash()
+# give other rows in another version (and random() across threads), so each round's own
+# rows would differ before any model ran
+shutil.copyfile(same_rows, wh)
 settings = Settings(warehouse=wh, home=work / "home")
 t0 = time.perf_counter(); run_dbt(settings, "run", "--full-refresh")
 out["marts"] = time.perf_counter() - t0
@@ -61,9 +65,12 @@ with open_file(wh, read_only=True) as con:
         con.execute("select site_id, date_trunc('month', captured_on) m, avg(rai) "
                     "from marts.fct_population_variance group by all").fetchall()
     out["read"] = time.perf_counter() - t0
+    def tidy(v):  # floats to 9 significant digits: variances differ ~1e-14 relative (sum order)
+        return float(f"{v:.9g}") if isinstance(v, float) else v
     marts = {}
     for mart in ("fct_events", "fct_daily_population", "fct_population_variance", "dim_media"):
-        rows = con.execute(f"select * from marts.{mart} order by all").fetchall()
+        rows = [tuple(tidy(v) for v in row) for row in
+                con.execute(f"select * from marts.{mart} order by all").fetchall()]
         marts[mart] = f"{len(rows)} " + hashlib.sha256(repr(rows).encode()).hexdigest()[:12]
     out["marts_hash"] = marts
 print("ROUND " + json.dumps(out))
@@ -98,13 +105,13 @@ def make_baseline(venv: Path) -> Path:
     return python
 
 
-def one_round(python: Path, work: Path, detections: int) -> dict[str, Any]:
+def one_round(python: Path, work: Path, detections: int, same_rows: Path) -> dict[str, Any]:
     if work.exists():
         shutil.rmtree(work)
     work.mkdir(parents=True)
     env = {**os.environ, "DBT_SEND_ANONYMOUS_USAGE_STATS": "false", "DO_NOT_TRACK": "1"}
     proc = subprocess.run(
-        [str(python), "-c", ROUND, str(REPO), str(work), str(detections)],
+        [str(python), "-c", ROUND, str(REPO), str(work), str(detections), str(same_rows)],
         env=env, capture_output=True, text=True, check=False,
     )  # fmt: skip
     line = next((x for x in proc.stdout.splitlines() if x.startswith("ROUND ")), None)
@@ -126,9 +133,16 @@ def main() -> None:
 
     envs = {"pinned": Path(sys.executable), "baseline": make_baseline(args.baseline_venv)}
     runs: dict[str, list[dict[str, Any]]] = {name: [] for name in envs}
+    same_rows = args.work / "rows.duckdb"
+    args.work.mkdir(parents=True, exist_ok=True)
+    subprocess.run(
+        [sys.executable, "-c", "import sys; sys.path.insert(0, sys.argv[1]); from pathlib import"
+         " Path; from bench.synthetic_warehouse import generate; generate(Path(sys.argv[2]),"
+         " int(sys.argv[3]))", str(REPO), str(same_rows), str(args.detections)], check=True,
+    )  # fmt: skip
     for i in range(args.rounds):
         for name, python in envs.items():
-            result = one_round(python, args.work / name, args.detections)
+            result = one_round(python, args.work / name, args.detections, same_rows)
             runs[name].append(result)
             print(
                 f"round {i + 1} {name} duckdb {result['duckdb']}: write {result['write']:.2f} s,"
@@ -147,7 +161,11 @@ def main() -> None:
               "(goal <= 1.10)")  # fmt: skip
     same = runs["pinned"][0]["marts_hash"] == runs["baseline"][0]["marts_hash"]
     summary["marts_identical"] = same
+    summary["marts_hash"] = {name: r[0]["marts_hash"] for name, r in runs.items()}
     print(f"marts identical: {same}")
+    for mart, digest in runs["pinned"][0]["marts_hash"].items():
+        other = runs["baseline"][0]["marts_hash"][mart]
+        print(f"  {mart}: {digest} | {other}{'' if digest == other else '  DIFFERS'}")
     print(json.dumps(summary))
 
 

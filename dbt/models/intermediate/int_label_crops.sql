@@ -48,7 +48,7 @@ embedded as (
         coalesce(own.embedder, whole.embedder) as embedder,
         coalesce(own.crop_key, whole.crop_key) as crop_key,
         -- the first of the two that is there (duckdb 1.5's coalesce/case refuse FLOAT[n] arrays)
-        list_filter([own.sketch, whole.sketch], s -> s is not null)[1] as sketch,
+        list_filter([own.sketch, whole.sketch], lambda s: s is not null)[1] as sketch,
         own.media_id is null and whole.media_id is not null as is_whole_frame_crop
     from boxes
     {{ box_crop_embedding_joins('boxes', 'embeddings') }}
