@@ -91,13 +91,8 @@ def import_edge_manifests(
     result = EdgeImportResult()
     with _warehouse.connect(warehouse) as con:
         _warehouse.ensure_schema(con)
-        known = {m for (m,) in con.execute("select media_id from raw.media").fetchall()}
-        listed = {  # keys an ingest of the source listed (an unreadable one is quarantined)
-            p
-            for (p,) in con.execute(
-                "select file_path from raw.media_files where source_uri = ?", [uri]
-            ).fetchall()
-        }
+        # keys an ingest of the source listed (an unreadable one is quarantined)
+        listed = set(_warehouse.known_files(con, uri))
         for name in names:
             text = fs.cat_file(name).decode("utf-8")
             _header, photos = read_manifest(text, posixpath.basename(str(name)))
@@ -105,6 +100,7 @@ def import_edge_manifests(
             manifest_uri = f"{uri}/{MANIFEST_PREFIX}/{posixpath.basename(str(name))}"
             now = now_utc()
             _warehouse.start_run(con, run_id, manifest_uri, None, now)
+            known = _warehouse.known_media(con, [str(p.get("sha256") or "") for p in photos])
             media: list[dict[str, Any]] = []
             for photo in photos:
                 result.photos += 1
@@ -121,7 +117,6 @@ def import_edge_manifests(
                 media.append(_kept_row(uri, photo, media_id, layout, run_id, now))
             counts = _warehouse.load_batch(con, media=media, detections=[], quarantine=[],
                                            files=[])  # fmt: skip
-            known.update(m["media_id"] for m in media)
             result.media_added += counts["media"]
             result.manifests += 1
             result.run_ids.append(run_id)
