@@ -283,6 +283,18 @@ class Settings(MartSettings, BaseSettings):
     listen_settle_s: float = Field(
         default=1.0, gt=0.0, description="Folder: a file is taken once unchanged this long."
     )
+    listen_sqs_queue: str | None = Field(
+        default=None,
+        description="URL of an SQS queue that gets the bucket's S3 event notifications: "
+        "long-polled instead of the webhook (--sqs).",
+    )
+    listen_sqs_wait_s: int = Field(
+        default=20, ge=0, le=20, description="SQS long poll: seconds a receive waits."
+    )
+    listen_sqs_visibility_s: int = Field(
+        default=60, ge=1, le=43200,
+        description="SQS: seconds a received message stays hidden before it comes again.",
+    )  # fmt: skip
 
     # Alerts (docs/alerts.md); URLs are secrets: from the environment or a Prefect Secret block
     alert_rules: list[AlertRule] = Field(

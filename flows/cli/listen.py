@@ -42,18 +42,24 @@ def listen(
     ] = False,
     batch_size: Annotated[int | None, typer.Option(help="Keys per ingest run.")] = None,
     lake: LakeOpt = None,
+    sqs: Annotated[
+        str | None,
+        typer.Option(help="Long-poll this SQS queue (its URL) for the bucket's S3 events."),
+    ] = None,
 ) -> None:
     """Run the ingest for each photo as it lands: S3 event notifications (MinIO's webhook,
-    SNS, an SQS relay) POSTed to a bucket source's webhook, or a folder source's file events.
-    Only the notified keys are read; the bucket is never listed (docs/listen.md)."""
+    SNS) POSTed to a bucket source's webhook, an SQS queue (--sqs), or a folder source's file
+    events. Only the notified keys are read; the bucket is never listed (docs/listen.md)."""
     settings = load_settings(
         source=source, warehouse=warehouse, layout=layout, build_marts=marts,
         batch_size=batch_size, lake=lake, listen_host=host, listen_port=port,
+        listen_sqs_queue=sqs,
     )  # fmt: skip
     check_run(settings)
     _log_to_stderr()
     from flows.pipeline.listen import Listener
     from flows.pipeline.listen_sources import FolderWatcher, webhook
+    from flows.pipeline.listen_sqs import SqsConfigError, SqsPoller
 
     try:
         listener = Listener(settings, ingest=_ingest())
@@ -68,7 +74,19 @@ def listen(
             return
         server: Any = None
         watcher: FolderWatcher | None = None
-        if listener.local:
+        poller: SqsPoller | None = None
+        queue = settings.listen_sqs_queue
+        if queue and listener.local:
+            raise SqsConfigError(
+                f"--sqs is for a bucket source (s3://...), not the folder {settings.source}: "
+                "a folder's own file events are used without it"
+            )
+        if queue:
+            poller = SqsPoller(listener, queue)
+            poller.check()
+            poller.start()
+            where = f"S3 event notifications from the SQS queue {queue}"
+        elif listener.local:
             watcher = FolderWatcher(listener).start()
             where = f"file events under {listener.root}"
         else:
@@ -87,6 +105,8 @@ def listen(
         finally:
             if watcher is not None:
                 watcher.stop()
+            if poller is not None:
+                poller.stop()
             if server is not None:
                 server.shutdown()
                 server.server_close()
