@@ -1,20 +1,33 @@
-"""Secrets never reach a log: every configured URL, its token-like parts and anything shaped
-like credentials are redacted from every log record of the process (Apprise's and Prefect's
-included), through a log-record factory."""
+"""Secrets never reach a log: every configured URL, its token-like parts, the credentials the
+environment holds (:data:`SECRET_ENV`) and anything shaped like credentials are redacted from
+every log record of the process (Apprise's and Prefect's included), through a log-record
+factory. The one owner of redaction: the listener, the lake, the edge box and the alerts all
+call :func:`redact` (it needs nothing but the standard library, so the edge install has it)."""
 
 from __future__ import annotations
 
 import logging
+import os
 import re
 import threading
 from collections.abc import Iterable
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
+#: Environment variables whose values are credentials (of the bucket, the catalog, the listen
+#: webhook): redacted wherever they appear, whether or not anything registered them.
+SECRET_ENV = (
+    "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "FSSPEC_S3_SECRET", "MINIO_ROOT_PASSWORD",
+    "PGPASSWORD", "TRAPFLOW_LISTEN_TOKEN",
+)  # fmt: skip
+
 _SECRETS: set[str] = set()
 _SECRETS_LOCK = threading.RLock()
 _FACTORY_INSTALLED = False
-_CREDENTIALS = re.compile(r"([a-zA-Z][a-zA-Z0-9+.-]*://)[^\s/@:]*:[^\s/@]*@")
+#: A URL's user info (``user:password@``, or a bare token before the ``@``).
+_CREDENTIALS = re.compile(r"([a-zA-Z][a-zA-Z0-9+.-]*://)[^\s/@]+@")
+#: libpq's conninfo (``host=... password='x y'``), as a DuckLake catalog is given.
+_CONNINFO_PASSWORD = re.compile(r"(?i)\b(password\s*=\s*)('[^']*'|[^\s'\"]+)")
 _TOKEN_PARAMS = re.compile(
     r"(?i)\b(token|apikey|api_key|key|secret|password|pass|pwd|webhook|access_token)=[^&\s'\"]+"
 )
@@ -55,11 +68,13 @@ def redact(text: str) -> str:
     if not text:
         return text
     with _SECRETS_LOCK:
-        secrets = sorted(_SECRETS, key=len, reverse=True)
-    for secret in secrets:
+        secrets = set(_SECRETS)
+    secrets.update(v for v in (os.environ.get(name) for name in SECRET_ENV) if v and len(v) >= 4)
+    for secret in sorted(secrets, key=len, reverse=True):
         if secret in text:
             text = text.replace(secret, "***")
     text = _CREDENTIALS.sub(r"\1***@", text)
+    text = _CONNINFO_PASSWORD.sub(r"\1***", text)
     return _TOKEN_PARAMS.sub(r"\1=***", text)
 
 

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from flows.alerts.redaction import redact
 from flows.edge.keys import KEPT_ON_CARD, MANIFEST_FORMAT, MANIFEST_PREFIX, UPLOADED, remote_key
 from flows.edge.queue import EdgeQueue
 from flows.edge.scan import EdgeDetector, list_card
@@ -75,9 +76,8 @@ def check_disk(settings: EdgeSettings, queue: EdgeQueue | None = None) -> None:
 
 
 def _safe(exc: BaseException) -> str:
-    """An error for the log: its type and first line, any credentials in a URL blanked."""
-    text = (str(exc).splitlines() or [""])[0][:300]
-    text = re.sub(r"://[^/@\s]+@", "://***@", text)
+    """An error for the log: its type and first line, redacted (``flows.alerts.redaction``)."""
+    text = redact((str(exc).splitlines() or [""])[0][:300])
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 

@@ -29,7 +29,7 @@ from typing import Any, Protocol
 
 from fsspec.implementations.local import LocalFileSystem
 
-from flows.alerts.redaction import redact, register_secrets
+from flows.alerts.redaction import install_log_redaction, redact, register_secrets
 from flows.pipeline.discovery import canonical_uri, open_source, stat_file
 from flows.pipeline.notifications import Notification, is_created
 from flows.pipeline.quarantine import QuarantineReason
@@ -40,12 +40,6 @@ from flows.store.listen_queue import Enqueued, QueuedEvent
 __all__ = ["DrainResult", "IngestFn", "Listener", "register_listen_secrets"]
 
 log = logging.getLogger("trapflow.listen")
-
-#: Environment variables whose values are credentials of the bucket or the catalog.
-SECRET_ENV = (
-    "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "FSSPEC_S3_SECRET", "MINIO_ROOT_PASSWORD",
-    "PGPASSWORD", "TRAPFLOW_LISTEN_TOKEN",
-)  # fmt: skip
 
 
 class _Summary(Protocol):
@@ -69,12 +63,13 @@ class DrainResult:
 
 
 def register_listen_secrets(settings: Settings) -> None:
-    """The listen token and the bucket's and catalog's credentials (from the environment) never
-    reach a log record (``flows.alerts.redaction``; credentials inside a URL always are)."""
-    secrets = [os.environ[name] for name in SECRET_ENV if os.environ.get(name)]
+    """The listen token (from settings or a file) never reaches a log record; the credentials
+    the environment holds are redacted anyway (``flows.alerts.redaction.SECRET_ENV``), and
+    credentials inside a URL always are. Also installs the redaction of every record."""
     if settings.listen_token is not None:
-        secrets.append(settings.listen_token.get_secret_value())
-    register_secrets([s for s in secrets if len(s) >= 4])
+        register_secrets([settings.listen_token.get_secret_value()])
+    else:
+        install_log_redaction()
 
 
 def _now() -> datetime:

@@ -44,6 +44,7 @@ from typing import Any, TypeVar
 import duckdb
 import pyarrow as pa
 
+from flows.alerts.redaction import redact
 from flows.store import warehouse as _warehouse
 from flows.store.lake import TABLES
 from flows.store.lake_url import (
@@ -52,7 +53,6 @@ from flows.store.lake_url import (
     check_lake_setting,
     default_data_path,
     is_ducklake,
-    redact,
 )
 from flows.store.warehouse import sql_literal
 

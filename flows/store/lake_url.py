@@ -1,15 +1,16 @@
 """A lake setting's forms (``ducklake:postgres:...``, ``ducklake:sqlite:...``,
-``ducklake:<file>``), checked when the settings load, and the redaction of its password.
+``ducklake:<file>``), checked when the settings load (its password is redacted in messages by
+``flows.alerts.redaction``).
 
 No DuckDB here: :mod:`flows.settings` imports this on every load.
 """
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 
+from flows.alerts.redaction import redact
 from flows.errors import UserError
 
 
@@ -61,10 +62,3 @@ def default_data_path(lake: str) -> str | None:
         return None
     path = lake.removeprefix("ducklake:").removeprefix("sqlite:")
     return str(Path(path).expanduser().absolute()) + ".files/"
-
-
-def redact(text: str) -> str:
-    """Text with any libpq password (``password=...``) and S3 secret replaced by ``***``."""
-    text = re.sub(r"(password\s*=\s*)('[^']*'|\S+)", r"\1***", text, flags=re.IGNORECASE)
-    secret = os.environ.get("AWS_SECRET_ACCESS_KEY")
-    return text.replace(secret, "***") if secret else text
