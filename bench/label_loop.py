@@ -41,7 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from relabel_cache import classified_crops
 from synthetic_warehouse import generate
 
-from dashboard import labelling, queries
+from dashboard import labelling, queries, reviews
 from flows.pipeline.train_now import record_report, train_now, training_examples
 from flows.settings import load_settings
 from flows.store import open_store
@@ -145,8 +145,8 @@ def main() -> None:
             ids_ = [(str(item["media_id"]), str(item["detection_id"]))]
             ids_ += [(str(g.media_id), str(g.detection_id)) for g in now.group.itertuples()]
             t1 = time.perf_counter()
-            queries.write_reviews(
-                w, [queries.Review(m, d, "animal", f"species_{i % 8}") for m, d in ids_],
+            reviews.write_reviews(
+                w, [reviews.Review(m, d, "animal", f"species_{i % 8}") for m, d in ids_],
                 reviewer="bench",
             )  # fmt: skip
             write_s.append(time.perf_counter() - t1)
@@ -182,8 +182,8 @@ def main() -> None:
                 [args.train + 100],
             ).fetchall()
         first, later = picked[: args.train], picked[args.train :]
-        queries.write_reviews(
-            w, [queries.Review(m, d, "animal", s) for m, d, s in first], reviewer="bench"
+        reviews.write_reviews(
+            w, [reviews.Review(m, d, "animal", s) for m, d, s in first], reviewer="bench"
         )
         t0 = time.perf_counter()
         embedder = load_manifest()[training.EMBEDDER].model_id
@@ -199,8 +199,8 @@ def main() -> None:
         out["train_s"] = round(time.perf_counter() - t0, 2)
         out["train_accuracy"] = round(result.evaluation.accuracy, 3)
         # the whole train now (another version: more labels), relabel and marts included
-        queries.write_reviews(
-            w, [queries.Review(m, d, "animal", s) for m, d, s in later], reviewer="bench"
+        reviews.write_reviews(
+            w, [reviews.Review(m, d, "animal", s) for m, d, s in later], reviewer="bench"
         )
         t0 = time.perf_counter()
         done = train_now(settings, store)

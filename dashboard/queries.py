@@ -3,9 +3,10 @@
 Reads go only to the marts (``marts.*``, dbt/models/marts): the population tables, and the
 views that are current between builds (``fct_detections`` boxes with their label now,
 ``fct_label_reviews``, ``fct_alerts``, ``fct_pipeline_runs``, ``fct_quarantine``,
-``marts_freshness``). The only writes are the Review and Label pages' ``review.labels``
-inserts, the Label page's undo of its own, and the Time problems page's ``review.clock_shifts``
-insert (tests/dashboard/test_marts_only.py holds every module to that).
+``marts_freshness``). The only writes (dashboard/reviews.py, through :func:`_write` here) are
+the Review and Label pages' ``review.labels`` inserts, the Label page's undo of its own, and
+the Time problems page's ``review.clock_shifts`` insert (tests/dashboard/test_marts_only.py
+holds every module to that).
 
 DuckDB allows one writer process *or* many readers. Every read opens a short-lived
 ``read_only`` connection inside a cached function, so the dashboard never holds the file
@@ -19,9 +20,9 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
-from datetime import UTC, date, datetime
+from datetime import date
 from pathlib import Path
-from typing import Any, NamedTuple, ParamSpec
+from typing import Any, ParamSpec
 
 import duckdb
 import pandas as pd
@@ -30,7 +31,6 @@ import streamlit as st
 from dashboard import images
 from flows.access.privacy import generalise, sensitive_label_sql
 from flows.settings import load_settings
-from flows.store import ids
 from flows.store import warehouse as _warehouse
 
 P = ParamSpec("P")
@@ -482,36 +482,6 @@ def image_view(
     )
 
 
-def write_review(
-    warehouse: str,
-    *,
-    media_id: str,
-    detection_id: str | None,
-    category: str | None,
-    label: str | None,
-    is_false_positive: bool,
-    reviewer: str,
-    count: int | None = None,
-    note: str | None = None,
-) -> str:
-    """Append one row to review.labels (append-only: the latest row per box wins); returns its
-    id. Waits up to WRITE_WAIT_S while a run holds the warehouse."""
-    row = Review(media_id, detection_id, category, label, is_false_positive, count, note)
-    return write_reviews(warehouse, [row], reviewer=reviewer)[0]
-
-
-class Review(NamedTuple):
-    """One label a person gives: of a box (detection_id), or of the whole image (None)."""
-
-    media_id: str
-    detection_id: str | None
-    category: str | None
-    label: str | None
-    is_false_positive: bool = False
-    individuals: int | None = None
-    note: str | None = None
-
-
 def _write(warehouse: str, sql: str, params: list[list[Any]], what: str) -> None:
     """executemany in one transaction, waiting up to WRITE_WAIT_S while a run holds the file."""
     deadline = time.monotonic() + WRITE_WAIT_S
@@ -533,36 +503,6 @@ def _write(warehouse: str, sql: str, params: list[list[Any]], what: str) -> None
     review_queue.clear()
 
 
-def write_reviews(warehouse: str, reviews: list[Review], *, reviewer: str) -> list[str]:
-    """Append one review.labels row per review, all in one transaction (the Label page's
-    group: one review per box); returns their ids, in order."""
-    label_ids = [ids.new_review_label_id() for _ in reviews]
-    now = datetime.now(UTC).replace(tzinfo=None)
-    _write(
-        warehouse,
-        "insert into review.labels (label_id, media_id, detection_id, category, label, "
-        "is_false_positive, count, reviewer, reviewed_at, note) "
-        "values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        [
-            [i, *r[:6], reviewer or "dashboard", now, r.note]
-            for i, r in zip(label_ids, reviews, strict=True)
-        ],
-        "save the review",
-    )
-    return label_ids
-
-
-def undo_reviews(warehouse: str, label_ids: list[str]) -> None:
-    """Take back reviews this session just wrote (the Label page's Undo): the rows go, so the
-    boxes read as they did before."""
-    _write(
-        warehouse,
-        "delete from review.labels where label_id = ?",
-        [[i] for i in label_ids],
-        "undo the review",
-    )
-
-
 # ---------------------------------------------------------------- time problems
 
 
@@ -577,23 +517,6 @@ def time_problems(warehouse: str) -> pd.DataFrame:
         "proposed_sign, proposed_shift_text from marts.fct_time_problems "
         "order by site_id, camera_id, kind",
     )
-
-
-def accept_clock_shift(warehouse: str, problem: pd.Series, *, accepted_by: str) -> None:
-    """One review.clock_shifts row for a proposal of marts.fct_time_problems: the shift is
-    added to the camera's time of every photo of its site and camera at the next build."""
-    _write(
-        warehouse,
-        "insert into review.clock_shifts (shift_id, site_id, camera_id, shift_months, "
-        "shift_days, shift_micros, shift_text, problem_kind, accepted_by, accepted_at) "
-        "values (?, ?, ?, 0, 0, ?, ?, ?, ?, ?)",
-        [[ids.new_review_shift_id(), problem["site_id"], problem["camera_id"],
-          int(problem["proposed_shift_s"]) * 1_000_000, problem["proposed_shift_text"],
-          problem["kind"], accepted_by or "dashboard", datetime.now(UTC).replace(tzinfo=None)]],
-        "accept the clock shift",
-    )  # fmt: skip
-    time_problems.clear()
-    marts_freshness.clear()  # the station tables changed: the marts read stale at once
 
 
 # ---------------------------------------------------------------- pipeline health

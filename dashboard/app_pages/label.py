@@ -10,7 +10,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from dashboard import auth, images, labelling, queries
+from dashboard import auth, images, labelling, queries, reviews
 
 wh = str(queries.warehouse_path())
 SHORTCUT_KEYS = "123456789"
@@ -71,9 +71,9 @@ def _training() -> None:
 # ---------------------------------------------------------------- actions
 
 
-def _save(rows: list[queries.Review], what: str) -> None:
+def _save(rows: list[reviews.Review], what: str) -> None:
     try:
-        label_ids = queries.write_reviews(wh, rows, reviewer=reviewer)
+        label_ids = reviews.write_reviews(wh, rows, reviewer=reviewer)
     except queries.WarehouseBusy as exc:
         st.error(str(exc))
         return
@@ -89,7 +89,7 @@ def _undo() -> None:
         return
     label_ids, what = stack.pop()
     try:
-        queries.undo_reviews(wh, label_ids)
+        reviews.undo_reviews(wh, label_ids)
     except queries.WarehouseBusy as exc:
         st.error(str(exc))
         stack.append((label_ids, what))
@@ -105,7 +105,7 @@ def _label(boxes: pd.DataFrame, label: str | None) -> None:
         st.session_state["lb_said"] = "Type a species name first."
         return
     rows = [
-        queries.Review(str(b.media_id), str(b.detection_id), "animal" if name else None,
+        reviews.Review(str(b.media_id), str(b.detection_id), "animal" if name else None,
                        name or None, is_false_positive=not name)
         for b in boxes.itertuples()
     ]  # fmt: skip

@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from dashboard import auth, charts, images, queries
+from dashboard import auth, charts, images, queries, reviews
 
 VIDEO = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v")
 wh = str(queries.warehouse_path())
@@ -134,7 +134,7 @@ if submitted:
     elif fp:
         label = None
     try:
-        queries.write_review(
+        reviews.write_review(
             wh, media_id=media_id, detection_id=detection_id, category=category, label=label,
             is_false_positive=fp, reviewer=reviewer, count=int(count) or None,
         )  # fmt: skip

@@ -5,7 +5,7 @@ its own (``trapflow marts``), and the marts read stale until it has finished."""
 import pandas as pd
 import streamlit as st
 
-from dashboard import auth, labelling, queries
+from dashboard import auth, labelling, queries, reviews
 
 wh = str(queries.warehouse_path())
 KINDS = {
@@ -16,7 +16,7 @@ KINDS = {
 
 
 def _accept(problem: pd.Series, accepted_by: str) -> None:
-    queries.accept_clock_shift(wh, problem, accepted_by=accepted_by)
+    reviews.accept_clock_shift(wh, problem, accepted_by=accepted_by)
     labelling.start_marts_rebuild(wh)
     st.session_state["tp_accepted"] = (
         f"Accepted {problem['proposed_shift_text']} for {problem['site_id']}/"

@@ -174,7 +174,7 @@ def _label_calls(warehouse: str) -> dict[str, tuple[Any, ...]]:
 def test_every_dashboard_query_runs_on_a_warehouse_of_marts_only(
     recording: _Recording, tmp_path: Path
 ) -> None:
-    from dashboard import queries
+    from dashboard import queries, reviews
 
     warehouse = str(tmp_path / "marts_only.duckdb")
     calls = _calls(warehouse)
@@ -196,16 +196,16 @@ def test_every_dashboard_query_runs_on_a_warehouse_of_marts_only(
         before = len(recording.seen)
         getattr(labelling, name)(*args)
         assert len(recording.seen) > before, f"{name} ran no SQL"
-    queries.write_review(
+    reviews.write_review(
         warehouse, media_id="m", detection_id="d", category="animal", label="kudu",
         is_false_positive=False, reviewer="test",
     )  # fmt: skip
-    group = [queries.Review("m", f"d{i}", "animal", "eland") for i in range(3)]
-    undone = queries.write_reviews(warehouse, group, reviewer="test")
-    queries.undo_reviews(warehouse, undone)
+    group = [reviews.Review("m", f"d{i}", "animal", "eland") for i in range(3)]
+    undone = reviews.write_reviews(warehouse, group, reviewer="test")
+    reviews.undo_reviews(warehouse, undone)
     problem = {"site_id": "S1", "camera_id": "C2", "kind": "day_night_swap",
                "proposed_shift_s": 43200, "proposed_shift_text": "+0:0:0 12:0:0"}  # fmt: skip
-    queries.accept_clock_shift(warehouse, pd.Series(problem), accepted_by="test")
+    reviews.accept_clock_shift(warehouse, pd.Series(problem), accepted_by="test")
     queries.stale_marts_notice(warehouse)
 
     failed = [(sql, exc) for sql, exc in recording.seen if exc is not None]

@@ -61,7 +61,7 @@ def test_embed_stored_caches_every_photo_once_with_its_sketch(labelled: dict[str
 def test_train_now_trains_from_the_cache_relabels_and_counts(
     labelled: dict[str, Any], prefect_harness: None
 ) -> None:
-    from dashboard import queries
+    from dashboard import reviews
     from flows.train_now import train_now_flow
 
     wh, progress = labelled["warehouse"], labelled["warehouse"].with_suffix(".progress.json")
@@ -98,8 +98,8 @@ def test_train_now_trains_from_the_cache_relabels_and_counts(
     # reviews as the Label page writes them (one per box) -> a new head that knows them
     boxes = query(wh, "select media_id, detection_id from marts.fct_label_queue "
                       "order by queue_rank limit 6")  # fmt: skip
-    queries.write_reviews(
-        str(wh), [queries.Review(m, d, "animal", "Sun Bear") for m, d in boxes], reviewer="t"
+    reviews.write_reviews(
+        str(wh), [reviews.Review(m, d, "animal", "Sun Bear") for m, d in boxes], reviewer="t"
     )
     third = train_now_flow(str(wh), str(progress))
     assert third["trained"] and third["model_id"] == "species_head@2"

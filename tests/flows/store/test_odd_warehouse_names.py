@@ -68,14 +68,14 @@ def test_every_connection_reads_every_schema_whatever_the_file_is_called(
         assert con.execute("select status from raw.runs").fetchall() == [("running",)]
         assert con.execute("select count(*) from alerts.outbox").fetchall() == [(0,)]
 
-    from dashboard import queries
+    from dashboard import queries, reviews
 
     queries.st.cache_data.clear()
     frames = queries._read_all(
         str(wh), [("select count(*) as n from alerts.outbox", []), ("select 1 as n", [])]
     )
     assert [int(f["n"].iloc[0]) for f in frames] == [0, 1]
-    queries.write_review(
+    reviews.write_review(
         str(wh), media_id="m1", detection_id=None, category="animal", label="zebra",
         is_false_positive=False, reviewer="tester",
     )  # fmt: skip
