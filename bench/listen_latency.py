@@ -14,9 +14,14 @@ photo per side is not timed (models pulled, live views compiled).
 A third side times a warm poller, ``trapflow run --watch --interval N`` (``--watch-interval``,
 default 10 s), with photos written at spread-out points of its cycle.
 
+With ``--sqs``, a fourth side: a bucket and an SQS queue on moto's server (loopback), and
+``trapflow listen --source s3://traps/card --sqs URL`` long-polling the queue; each photo is
+PUT into the bucket and its S3 event notification sent to the queue right after, as S3 does
+(moto's server does not deliver bucket notifications itself), so the figure is PUT -> alert.
+
 Prints ONE JSON line: the median and each latency per side, ``ratio`` =
-poll_once_median_s / listen_median_s (how many times sooner a photo's alert arrives) and
-``ratio_watch`` = watch_median_s / listen_median_s.
+poll_once_median_s / listen_median_s (how many times sooner a photo's alert arrives),
+``ratio_watch`` = watch_median_s / listen_median_s and, with ``--sqs``, ``sqs_median_s``.
 """
 
 from __future__ import annotations
@@ -113,6 +118,55 @@ def _served(
     return latencies
 
 
+def _sqs_side(args: Any, root: Path, sink: Any, trapflow: list[str]) -> list[float]:
+    """PUT -> alert through an SQS queue (see the module's docstring)."""
+    import botocore.session
+
+    from tests._servers import moto_s3
+
+    with moto_s3():
+        session = botocore.session.get_session()
+        s3 = session.create_client("s3", region_name="us-east-1")
+        sqs = session.create_client("sqs", region_name="us-east-1")
+        s3.create_bucket(Bucket="traps")
+        url = sqs.create_queue(QueueName="traps-events")["QueueUrl"]
+        env = {**_env(root / "home-sqs", sink.port), "TRAPFLOW_LISTEN_SQS_WAIT_S": "20"}
+        log_path = root / "sqs.log"
+        with log_path.open("w") as log:
+            proc = subprocess.Popen(
+                [*trapflow, "listen", "--source", "s3://traps/card", "--sqs", url,
+                 "--warehouse", str(root / "sqs.duckdb")],
+                env=env, cwd=root, stdout=log, stderr=subprocess.STDOUT,
+            )  # fmt: skip
+            latencies: list[float] = []
+            try:
+                deadline = time.monotonic() + args.timeout
+                while "Listening for" not in log_path.read_text():
+                    if proc.poll() is not None or time.monotonic() > deadline:
+                        raise SystemExit(log_path.read_text()[-2000:])
+                    time.sleep(0.1)
+                for n in range(args.photos + 1):
+                    site, key = f"Q{n}", f"card/Q{n}/cam01/human.jpg"
+                    written = time.perf_counter()
+                    s3.put_object(
+                        Bucket="traps", Key=key, Body=data_of(args) + n.to_bytes(4, "big")
+                    )
+                    obj = {"key": key, "sequencer": f"{n + 1:016X}"}
+                    record = {
+                        "eventVersion": "2.1", "eventSource": "aws:s3",
+                        "eventName": "ObjectCreated:Put",
+                        "s3": {"bucket": {"name": "traps"}, "object": obj},
+                    }  # fmt: skip
+                    sqs.send_message(QueueUrl=url, MessageBody=json.dumps({"Records": [record]}))
+                    arrived = _wait(sink, site, args.timeout)
+                    if n:
+                        latencies.append(arrived - written)
+            finally:
+                proc.terminate()
+                proc.wait(timeout=60)
+    return latencies
+
+
 def data_of(args: Any) -> bytes:
     data: bytes = (args.shared / "data" / "camtrap" / PHOTO).read_bytes()
     return data
@@ -131,6 +185,7 @@ def main() -> None:
         "--watch-interval", type=int, default=10,
         help="also time `trapflow run --watch --interval N` (a warm poller); 0: not",
     )  # fmt: skip
+    parser.add_argument("--sqs", action="store_true", help="also time listen --sqs (moto)")
     args = parser.parse_args()
     trapflow = [sys.executable, "-m", "flows.cli"]
     with tempfile.TemporaryDirectory() as tmp, json_sink() as sink:
@@ -166,6 +221,7 @@ def main() -> None:
                 env, root, "watch", sink, args, folders["watched"], None,
                 offset_s=args.watch_interval * 0.37,
             )  # fmt: skip
+        sqs_s = _sqs_side(args, root, sink, trapflow) if args.sqs else []
         shutil.rmtree(root / "home", ignore_errors=True)
     listen = _median(listen_s)
     result = {
@@ -179,6 +235,8 @@ def main() -> None:
         "watch_median_s": _median(watch_s),
         "watch_s": [round(s, 3) for s in watch_s],
         "ratio_watch": round(_median(watch_s) / listen, 2) if watch_s else None,
+        "sqs_median_s": _median(sqs_s) if sqs_s else None,
+        "sqs_s": [round(s, 3) for s in sqs_s],
         "cpus": os.cpu_count() or 0,
     }
     print(json.dumps(result))
