@@ -37,12 +37,12 @@ from flows.dbt_vars import dbt_defaults as dbt_defaults
 from flows.errors import UserError
 from flows.settings_marts import CATEGORIES as CATEGORIES
 from flows.settings_marts import MartSettings, listed
+from models_ml.media_types import MEDIA_EXTENSIONS as MEDIA_EXTENSIONS
 
 if TYPE_CHECKING:
     from flows.store.station_tables import CTOptions
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-MEDIA_EXTENSIONS = ("jpg", "jpeg", "png", "tif", "tiff", "mp4", "avi", "mov")  # + clips
 
 
 class SettingsError(UserError, ValueError):

@@ -21,8 +21,7 @@ import av.container
 import av.error
 from PIL import Image
 
-#: Clip types picked up by default (any codec FFmpeg decodes).
-VIDEO_EXTENSIONS = ("mp4", "avi", "mov")
+from .media_types import VIDEO_EXTENSIONS as VIDEO_EXTENSIONS
 
 #: Seek (to the keyframe before the next wanted frame) when it is this far ahead, in seconds.
 SEEK_GAP_S = 3.0

@@ -18,10 +18,8 @@ from flows.dbt_vars import dbt_defaults
 from flows.errors import UserError
 from models_ml import DEFAULT_MAX_PIXELS
 from models_ml.detector import DEFAULT_CONF_FLOOR
+from models_ml.media_types import PHOTO_EXTENSIONS  # clips need PyAV: not on the edge install
 from models_ml.registry import default_mirror
-
-#: What the edge takes from a card: photos (clips need PyAV, which the edge install lacks).
-PHOTO_EXTENSIONS = ("jpg", "jpeg", "png", "tif", "tiff")
 
 
 class EdgeSettingsError(UserError, ValueError):
