@@ -45,14 +45,28 @@
     ) as flags on media.media_id = flags.media_id
 {%- endmacro %}
 
+{#- The media to (re)build and their current state: every media on a full build, else those
+    whose state differs from the one stored in `existing` (or that have none stored). -#}
 {% macro changed_media_sql(existing) -%}
     {%- if existing is none -%}
-        select media_id from {{ ref('stg_pipeline__media') }}
+        {{ media_state_sql() }}
     {%- else -%}
-        select current_state.media_id
+        select current_state.media_id, current_state.media_state
         from ({{ media_state_sql() }}) as current_state
         left join (select distinct media_id, media_state from {{ existing }}) as stored
             on current_state.media_id = stored.media_id
         where stored.media_state is distinct from current_state.media_state
     {%- endif -%}
+{%- endmacro %}
+
+{#- The changed media of this incremental build, computed once (the state check is a
+    group-by over every box): the pre-hook stores them in <model>__changed and deletes their
+    old rows, the model reads them back, the post-hook drops the table. -#}
+{% macro changed_media_relation() -%}
+    {{ this.database }}.{{ this.schema }}.{{ this.identifier }}__changed
+{%- endmacro %}
+
+{% macro changed_media_prepare() -%}
+    create or replace table {{ changed_media_relation() }} as {{ changed_media_sql(this) }};
+    delete from {{ this }} where media_id in (select media_id from {{ changed_media_relation() }})
 {%- endmacro %}
