@@ -26,17 +26,3 @@
         on boxes.media_id = embedded.media_id
 {%- endmacro %}
 
-{#- pre_hook: the stored boxes of media whose crop_state changed (or that have none now) go;
-    the model then builds every media not stored. -#}
-{% macro label_crop_boxes_prepare() -%}
-    delete from {{ this }}
-    where media_id in (
-        select coalesce(current_state.media_id, stored.media_id)
-        from ({{ label_crop_state_sql() }}) as current_state
-        full outer join (
-            select media_id, any_value(crop_state) as crop_state from {{ this }} group by media_id
-        ) as stored
-            on current_state.media_id = stored.media_id
-        where current_state.crop_state is distinct from stored.crop_state
-    )
-{%- endmacro %}

@@ -4,7 +4,8 @@
     else the photo's whole frame; with several embedders cached, the first by name that has a
     sketch). Bursts and the queue's ranks are int_label_crops' (they move with other photos).
 
-    Incremental by media (macros/incremental_label_crops.sql): a media's boxes are built again
+    Incremental by media (macros/incremental_label_crops.sql, incremental_media.sql:
+    media_rebuild_prepare): a media's boxes are built again
     when its crop_state differs from the stored one: the labelled media_state (its boxes,
     classifications, reviews, flags, the counting vars) and a digest of its cached
     embeddings (a sketch is filled in later by `trapflow embed`). -#}
@@ -12,13 +13,14 @@
     materialized='incremental',
     incremental_strategy='append',
     on_schema_change='fail',
-    pre_hook="{% if is_incremental() %}{{ label_crop_boxes_prepare() }}{% endif %}",
+    pre_hook="{% if is_incremental() %}{{ media_rebuild_prepare(label_crop_state_sql(), 'crop_state') }}{% endif %}",
+    post_hook="drop table if exists {{ changed_media_relation() }}",
 ) }}
 
 with
 
 crop_state as (
-    {{ label_crop_state_sql() }}
+    {{ media_to_build(label_crop_state_sql(), 'crop_state') }}
 ),
 
 boxes as (
@@ -28,9 +30,7 @@ boxes as (
         is_built_candidate
         and built_category = 'animal'
         and not is_video
-        {%- if is_incremental() %}
-        and media_id not in (select media_id from {{ this }})
-        {%- endif %}
+        and media_id in (select media_id from crop_state)
 ),
 
 classifications as (

@@ -26,36 +26,48 @@ bursts as (
     select media_id, burst_id from {{ ref('int_media_bursts') }}
 ),
 
-joined as (
+ranked as (
+    {#- the ranks on the three columns they order by (a window over the wide rows, sketches
+        included, cost seconds at a million boxes) -#}
     select
         boxes.detection_id,
-        boxes.media_id,
-        boxes.site_id,
-        boxes.camera_id,
+        boxes.uncertainty,
+        boxes.confidence,
         coalesce(bursts.burst_id, 'media:' || boxes.media_id) as burst_id,
-        boxes.* exclude (detection_id, media_id, site_id, camera_id)
+        row_number() over (
+            partition by coalesce(bursts.burst_id, 'media:' || boxes.media_id)
+            order by boxes.uncertainty desc, boxes.confidence desc, boxes.detection_id
+        ) as burst_rank
     from boxes
     left join bursts
         on boxes.media_id = bursts.media_id
 ),
 
-ranked as (
+queued as (
     select
-        *,
+        detection_id,
         row_number() over (
-            partition by burst_id order by uncertainty desc, confidence desc, detection_id
-        ) as burst_rank
-    from joined
+            order by uncertainty desc, confidence desc, detection_id
+        ) as queue_order
+    from ranked
+    where burst_rank = 1
 ),
 
 final as (
     select
-        *,
-        case when burst_rank = 1 then row_number() over (
-            partition by burst_rank = 1
-            order by uncertainty desc, confidence desc, detection_id
-        ) end as queue_order
-    from ranked
+        boxes.detection_id,
+        boxes.media_id,
+        boxes.site_id,
+        boxes.camera_id,
+        ranked.burst_id,
+        boxes.* exclude (detection_id, media_id, site_id, camera_id),
+        ranked.burst_rank,
+        queued.queue_order
+    from boxes
+    inner join ranked
+        on boxes.detection_id = ranked.detection_id
+    left join queued
+        on boxes.detection_id = queued.detection_id
 )
 
 select * from final
