@@ -82,6 +82,7 @@
         | map(attribute='name') | map('lower') | list -%}
     {%- if state_column not in stored_columns -%}
     {#- a table built before it kept a state: every media is built again -#}
+    alter table {{ this }} add column {{ state_column }} varchar;
     create or replace table {{ changed_media_relation() }} as {{ current_state_sql }};
     delete from {{ this }}
     {%- else -%}

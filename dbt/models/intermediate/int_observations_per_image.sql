@@ -13,7 +13,7 @@
 {{ config(
     materialized='incremental',
     incremental_strategy='append',
-    on_schema_change='append_new_columns',
+    on_schema_change='fail',
     pre_hook="{% if is_incremental() %}{{ media_rebuild_prepare(observation_state_sql(), 'observation_state') }}{% endif %}",
     post_hook="drop table if exists {{ changed_media_relation() }}",
 ) }}
