@@ -41,6 +41,7 @@ import math
 import statistics
 from typing import Any
 
+import duckdb
 import numpy as np
 import pyarrow as pa
 
@@ -233,7 +234,7 @@ def _kept_groups(session: Any, this: str, current: Any) -> Any:
     """The last build's rows whose group and group_digest are current (None: no last build)."""
     try:
         stored = session.sql(f"select * from {this}")
-    except Exception:  # noqa: BLE001 - no table yet (duckdb.CatalogException)
+    except duckdb.CatalogException:  # no table yet: the first build
         return None
     if "group_digest" not in stored.columns:
         return None  # built before groups had digests
