@@ -90,10 +90,22 @@ def _reviews_and_shift(warehouse: Path) -> None:
             " 'test', now()::timestamp from raw.detections where category = 'animal'"
             " and confidence > 0.5 order by detection_id desc limit 10"
         )
+        _whole_image_labels(con, count=3, at="2025-01-01 00:00:00")
         con.execute(
             "insert into review.clock_shifts values ('shift-1', 'site-03', 'cam-1', 0, 0,"
             " 2400000000, '+40 min', 'test', 'tester', timestamp '2025-01-01 00:00:00')"
         )
+
+
+def _whole_image_labels(con: Any, *, count: int, at: str) -> None:
+    """A whole-image label (zebra x count) on 5 photos that have no boxes: they have no
+    counting candidates, so no media_state; their observations come from the label alone."""
+    con.execute(
+        "insert into review.labels (label_id, media_id, category, label, count, reviewer,"
+        f" reviewed_at) select uuid(), media_id, 'animal', 'zebra', {count}, 'test',"
+        f" timestamp '{at}' from (select media_id from raw.media where media_id not in"
+        " (select media_id from raw.detections) order by media_id limit 5)"
+    )
 
 
 def _station_table_and_embeddings(warehouse: Path) -> None:
@@ -130,7 +142,8 @@ def _station_table_and_embeddings(warehouse: Path) -> None:
 
 def _problem_moved_and_sketches(warehouse: Path) -> None:
     """The station table re-imported with the problem period moved (and a second one), the
-    sketches filled in (`trapflow embed` updates old rows)."""
+    sketches filled in (`trapflow embed` updates old rows), the photos without boxes that
+    have a whole-image label recounted."""
     with open_file(warehouse) as con:
         con.execute("delete from raw.deployment_problems")
         con.execute(
@@ -140,6 +153,7 @@ def _problem_moved_and_sketches(warehouse: Path) -> None:
             " ('d-2', 1, timestamp '2024-01-05', timestamp '2024-01-05', true, true,"
             "  'st.csv', 2, timestamp '2025-01-02')"
         )
+        _whole_image_labels(con, count=5, at="2025-01-02 00:00:00")  # recounted
         con.execute(
             "update raw.crop_embeddings set sketch = cast(list_transform(range(128),"
             " lambda i: (i % 7) / 7.0) as float[128])"
@@ -181,6 +195,7 @@ def test_incremental_build_equals_full_refresh(tmp_path: Path) -> None:
         after_problems["intermediate.int_label_crops"]
         != after_stations["intermediate.int_label_crops"]
     )
+    assert after_problems["marts.dim_media"] != after_stations["marts.dim_media"]  # recounted
     assert after_problems == _full_refresh_of(warehouse, "full-s2")
     after_reviews = after_problems
 
