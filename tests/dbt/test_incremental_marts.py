@@ -199,10 +199,11 @@ def test_incremental_build_equals_full_refresh(tmp_path: Path) -> None:
     assert after_problems == _full_refresh_of(warehouse, "full-s2")
     after_reviews = after_problems
 
-    # a settings var: every series is re-folded (the vars are part of each record's digest)
-    _build(warehouse, independence_minutes=90, independence_mode="last_record")
+    # settings vars: every series is re-folded (the vars are part of each record's digest),
+    # every bootstrap group drawn again (the seed is part of each group's digest)
+    new_vars = {"independence_minutes": 90, "independence_mode": "last_record", "bootstrap_seed": 7}
+    _build(warehouse, **new_vars)
     after_vars = _marts(warehouse)
     assert len(after_vars["marts.fct_events"]) < len(after_reviews["marts.fct_events"])
-    assert after_vars == _full_refresh_of(
-        warehouse, "full-3", independence_minutes=90, independence_mode="last_record"
-    )
+    assert {row[-3] for row in after_vars["marts.fct_rai_intervals"]} == {7}  # the seed
+    assert after_vars == _full_refresh_of(warehouse, "full-3", **new_vars)
