@@ -5,8 +5,9 @@
 1. bench/synthetic_warehouse.py makes the warehouse; `dbt run --full-refresh` builds everything.
 2. `dbt run` with nothing new: the floor (dbt's start-up and ~70 nodes that each cost ~40 ms).
 3. `append_new` adds FRACTION x the images (new, after the last one); `dbt run` rebuilds
-   (int_detections_labelled: only media whose state changed are re-labelled; int_events_grouped:
-   only the series they touch are re-folded, docs/marts.md "Incremental builds").
+   (the per-media models: only media whose state changed; int_events_grouped: only the series
+   they touch are re-folded; int_rai_bootstrapped: only the groups whose units changed;
+   docs/marts.md "Incremental builds").
 4. `dbt run --full-refresh` on the same data: the full cost, and the marts must be identical.
 5. `dbt test` once, for its time (tests scan whole marts).
 

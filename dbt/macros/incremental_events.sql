@@ -30,7 +30,7 @@
             placed.camera_id, placed.deployment_id, cast(epoch_us(placed.captured_at) as varchar)
         )) as record_hash
     from {{ ref('int_observations_per_image') }} as observations
-    inner join {{ ref('int_media_deployed') }} as placed
+    inner join {{ ref('int_media_placed') }} as placed
         on observations.media_id = placed.media_id
 {%- endmacro %}
 

@@ -45,14 +45,103 @@
     ) as flags on media.media_id = flags.media_id
 {%- endmacro %}
 
+{#- The media to (re)build and their current state: every media on a full build, else those
+    whose state differs from the one stored in `existing` (or that have none stored). -#}
 {% macro changed_media_sql(existing) -%}
     {%- if existing is none -%}
-        select media_id from {{ ref('stg_pipeline__media') }}
+        {{ media_state_sql() }}
     {%- else -%}
-        select current_state.media_id
+        select current_state.media_id, current_state.media_state
         from ({{ media_state_sql() }}) as current_state
         left join (select distinct media_id, media_state from {{ existing }}) as stored
             on current_state.media_id = stored.media_id
         where stored.media_state is distinct from current_state.media_state
     {%- endif -%}
+{%- endmacro %}
+
+{#- The changed media of this incremental build, computed once (the state check is a
+    group-by over every box): the pre-hook stores them in <model>__changed and deletes their
+    old rows, the model reads them back, the post-hook drops the table. -#}
+{% macro changed_media_relation() -%}
+    {{ this.database }}.{{ this.schema }}.{{ this.identifier }}__changed
+{%- endmacro %}
+
+{% macro changed_media_prepare() -%}
+    create or replace table {{ changed_media_relation() }} as {{ changed_media_sql(this) }};
+    delete from {{ this }} where media_id in (select media_id from {{ changed_media_relation() }})
+{%- endmacro %}
+
+{#- Incremental by media on a state of the model's own (int_observations_per_image,
+    int_label_crop_boxes, dim_media): `current_state_sql` gives media_id and `state_column`
+    for every media the model has inputs for. The pre-hook stores in <model>__changed the
+    media whose current state differs from the stored one (new, changed, or gone: a null
+    state), deletes their stored rows; the model builds the media of that table with a state
+    (media_to_build below), the post-hook drops it. -#}
+{% macro media_rebuild_prepare(current_state_sql, state_column) -%}
+    {%- set stored_columns = adapter.get_columns_in_relation(this)
+        | map(attribute='name') | map('lower') | list -%}
+    {%- if state_column not in stored_columns -%}
+    {#- a table built before it kept a state: every media is built again -#}
+    alter table {{ this }} add column {{ state_column }} varchar;
+    create or replace table {{ changed_media_relation() }} as {{ current_state_sql }};
+    delete from {{ this }}
+    {%- else -%}
+    create or replace table {{ changed_media_relation() }} as
+    select
+        coalesce(current_state.media_id, stored.media_id) as media_id,
+        current_state.{{ state_column }}
+    from ({{ current_state_sql }}) as current_state
+    full outer join (
+        select media_id, any_value({{ state_column }}) as {{ state_column }}
+        from {{ this }}
+        group by media_id
+    ) as stored
+        on current_state.media_id = stored.media_id
+    where current_state.{{ state_column }} is distinct from stored.{{ state_column }};
+    delete from {{ this }} where media_id in (select media_id from {{ changed_media_relation() }})
+    {%- endif -%}
+{%- endmacro %}
+
+{#- media_id and state of the media to build: every media with inputs on a full build, else
+    those media_rebuild_prepare left in <model>__changed with a state. -#}
+{% macro media_to_build(current_state_sql, state_column) -%}
+    {%- if is_incremental() -%}
+        select media_id, {{ state_column }}
+        from {{ changed_media_relation() }}
+        where {{ state_column }} is not null
+    {%- else -%}
+        {{ current_state_sql }}
+    {%- endif -%}
+{%- endmacro %}
+
+{#- What a media's per-image observations read (int_observations_per_image): its counted boxes
+    (int_detections_labelled, whose media_state covers the boxes, classifications, reviews,
+    flags and counting vars) and its human labels in force (int_human_labels: a whole-image
+    label counts on a photo without candidate boxes, which has no media_state). -#}
+{% macro observation_state_sql() -%}
+    select
+        coalesce(labelled.media_id, reviews.media_id) as media_id,
+        concat_ws(
+            '|', coalesce(labelled.media_state, ''), coalesce(cast(reviews.digest as varchar), '')
+        ) as observation_state
+    from (
+        select media_id, any_value(media_state) as media_state
+        from {{ ref('int_detections_labelled') }}
+        group by media_id
+    ) as labelled
+    full outer join (
+        {#- one hash of each row's text (duckdb's hash(a, b) xors the columns' hashes) -#}
+        select
+            media_id,
+            bit_xor(hash(concat_ws(
+                '|', label_id, coalesce(detection_id, ''), coalesce(category, ''),
+                coalesce(label, ''), coalesce(cast(individuals as varchar), ''),
+                coalesce(cast(is_false_positive as varchar), ''),
+                coalesce(cast(is_image_label as varchar), ''),
+                coalesce(cast(reviewed_at as varchar), '')
+            ))) as digest
+        from {{ ref('int_human_labels') }}
+        group by media_id
+    ) as reviews
+        on labelled.media_id = reviews.media_id
 {%- endmacro %}

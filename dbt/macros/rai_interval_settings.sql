@@ -27,3 +27,4 @@
         'bootstrap_unit': unit,
     }) }}
 {%- endmacro %}
+

@@ -1,8 +1,10 @@
 """An incremental marts build equals a --full-refresh one row for row: after new photos (some
-after the last one, some landing late in the middle of existing events), after review labels
-and an accepted clock shift, and after a change of the independence vars. A real DuckDB file
-(bench/synthetic_warehouse.py at ~6k boxes) and real dbt runs; the full builds run on copies
-of the warehouse, so both builds see the same rows."""
+after the last one, some landing late in the middle of existing events and bursts), after
+review labels and an accepted clock shift, after a station table with a problem period (then
+the period changed) and cached crop embeddings (then their sketches filled in), and after a
+change of the independence vars. A real DuckDB file (bench/synthetic_warehouse.py at ~6k
+boxes) and real dbt runs; the full builds run on copies of the warehouse, so both builds see
+the same rows. Every incremental model and every table built from one is compared."""
 
 from __future__ import annotations
 
@@ -17,8 +19,14 @@ from flows.store.dbt import run_dbt
 from flows.store.warehouse import open_file
 
 BENCH = Path(__file__).resolve().parents[2] / "bench" / "synthetic_warehouse.py"
-MARTS = ("fct_events", "fct_daily_population", "dim_media")
-SELECT = ("--select", "+fct_events", "+fct_daily_population", "+dim_media")
+MARTS = (
+    "marts.fct_events", "marts.fct_daily_population", "marts.dim_media",
+    "marts.fct_population_variance", "marts.fct_population_trend", "marts.fct_camera_operation",
+    "marts.dim_deployments", "marts.fct_human_activity", "marts.fct_rai_intervals",
+    "intermediate.int_label_crops", "intermediate.int_media_placed",
+    "intermediate.int_observations_per_image",
+)  # fmt: skip
+SELECT = ("--select", *(f"+{m.split('.')[1]}" for m in MARTS))
 
 
 def _synthetic() -> ModuleType:
@@ -31,7 +39,7 @@ def _synthetic() -> ModuleType:
 
 def _marts(warehouse: Path) -> dict[str, list[tuple[Any, ...]]]:
     with open_file(warehouse, read_only=True) as con:
-        return {m: con.execute(f"select * from marts.{m} order by all").fetchall() for m in MARTS}
+        return {m: con.execute(f"select * from {m} order by all").fetchall() for m in MARTS}
 
 
 def _build(warehouse: Path, *extra: str, **settings: Any) -> None:
@@ -82,9 +90,73 @@ def _reviews_and_shift(warehouse: Path) -> None:
             " 'test', now()::timestamp from raw.detections where category = 'animal'"
             " and confidence > 0.5 order by detection_id desc limit 10"
         )
+        _whole_image_labels(con, count=3, at="2025-01-01 00:00:00")
         con.execute(
             "insert into review.clock_shifts values ('shift-1', 'site-03', 'cam-1', 0, 0,"
             " 2400000000, '+40 min', 'test', 'tester', timestamp '2025-01-01 00:00:00')"
+        )
+
+
+def _whole_image_labels(con: Any, *, count: int, at: str) -> None:
+    """A whole-image label (zebra x count) on 5 photos that have no boxes: they have no
+    counting candidates, so no media_state; their observations come from the label alone."""
+    con.execute(
+        "insert into review.labels (label_id, media_id, category, label, count, reviewer,"
+        f" reviewed_at) select uuid(), media_id, 'animal', 'zebra', {count}, 'test',"
+        f" timestamp '{at}' from (select media_id from raw.media where media_id not in"
+        " (select media_id from raw.detections) order by media_id limit 5)"
+    )
+
+
+def _station_table_and_embeddings(warehouse: Path) -> None:
+    """A station table for site-01 (cam-0 listed with a problem period, setup and retrieval as
+    dates) and site-02 (one station-wide deployment), and cached embeddings without sketches
+    for 20 animal boxes and the whole frame of 5 photos."""
+    with open_file(warehouse) as con:
+        con.execute(
+            "insert into raw.deployments (deployment_id, site_id, camera_id, deployment_start,"
+            " deployment_end, start_is_date, end_is_date, problems_listed, clock_offset_s,"
+            " source_file, source_line, loaded_at) values"
+            " ('d-1', 'site-01', 'cam-0', '2024-01-03', '2024-01-15', true, true, true, 0,"
+            "  'st.csv', 1, '2025-01-01'),"
+            " ('d-2', 'site-02', '*', '2024-01-02 08:00', '2024-01-18 16:00', false, false,"
+            "  false, 0, 'st.csv', 2, '2025-01-01')"
+        )
+        con.execute(
+            "insert into raw.deployment_problems values ('d-1', 1, timestamp '2024-01-07',"
+            " timestamp '2024-01-08', true, true, 'st.csv', 1, timestamp '2025-01-01')"
+        )
+        con.execute(
+            "insert into raw.crop_embeddings (media_id, crop_key, embedder, embedding, run_id,"
+            " embedded_at) select media_id, detection_id, 'emb@1', [0.5, 0.25], 'e',"
+            " timestamp '2025-01-01' from raw.detections where category = 'animal'"
+            " order by detection_id limit 20"
+        )
+        con.execute(
+            "insert into raw.crop_embeddings (media_id, crop_key, embedder, embedding, run_id,"
+            " embedded_at) select distinct media_id, 'whole_frame', 'emb@1', [0.5, 0.25], 'e',"
+            " timestamp '2025-01-01' from raw.detections where category = 'animal'"
+            " order by media_id desc limit 5"
+        )
+
+
+def _problem_moved_and_sketches(warehouse: Path) -> None:
+    """The station table re-imported with the problem period moved (and a second one), the
+    sketches filled in (`trapflow embed` updates old rows), the photos without boxes that
+    have a whole-image label recounted."""
+    with open_file(warehouse) as con:
+        con.execute("delete from raw.deployment_problems")
+        con.execute(
+            "insert into raw.deployment_problems values"
+            " ('d-1', 1, timestamp '2024-01-09 06:00', timestamp '2024-01-11', false, true,"
+            "  'st.csv', 1, timestamp '2025-01-02'),"
+            " ('d-2', 1, timestamp '2024-01-05', timestamp '2024-01-05', true, true,"
+            "  'st.csv', 2, timestamp '2025-01-02')"
+        )
+        _whole_image_labels(con, count=5, at="2025-01-02 00:00:00")  # recounted
+        con.execute(
+            "update raw.crop_embeddings set sketch = cast(list_transform(range(128),"
+            " lambda i: (i % 7) / 7.0) as float[128])"
         )
 
 
@@ -104,13 +176,34 @@ def test_incremental_build_equals_full_refresh(tmp_path: Path) -> None:
     _reviews_and_shift(warehouse)
     _build(warehouse)
     after_reviews = _marts(warehouse)
-    assert after_reviews["fct_events"] != after_photos["fct_events"]
+    assert after_reviews["marts.fct_events"] != after_photos["marts.fct_events"]
     assert after_reviews == _full_refresh_of(warehouse, "full-2")
 
-    # a settings var: every series is re-folded (the vars are part of each record's digest)
-    _build(warehouse, independence_minutes=90, independence_mode="last_record")
-    after_vars = _marts(warehouse)
-    assert len(after_vars["fct_events"]) < len(after_reviews["fct_events"])
-    assert after_vars == _full_refresh_of(
-        warehouse, "full-3", independence_minutes=90, independence_mode="last_record"
+    _station_table_and_embeddings(warehouse)
+    _build(warehouse)
+    after_stations = _marts(warehouse)
+    assert after_stations["marts.dim_deployments"] != after_reviews["marts.dim_deployments"]
+    assert after_stations == _full_refresh_of(warehouse, "full-s1")
+
+    _problem_moved_and_sketches(warehouse)
+    _build(warehouse)
+    after_problems = _marts(warehouse)
+    assert (
+        after_problems["marts.fct_camera_operation"] != after_stations["marts.fct_camera_operation"]
     )
+    assert (
+        after_problems["intermediate.int_label_crops"]
+        != after_stations["intermediate.int_label_crops"]
+    )
+    assert after_problems["marts.dim_media"] != after_stations["marts.dim_media"]  # recounted
+    assert after_problems == _full_refresh_of(warehouse, "full-s2")
+    after_reviews = after_problems
+
+    # settings vars: every series is re-folded (the vars are part of each record's digest),
+    # every bootstrap group drawn again (the seed is part of each group's digest)
+    new_vars = {"independence_minutes": 90, "independence_mode": "last_record", "bootstrap_seed": 7}
+    _build(warehouse, **new_vars)
+    after_vars = _marts(warehouse)
+    assert len(after_vars["marts.fct_events"]) < len(after_reviews["marts.fct_events"])
+    assert {row[-3] for row in after_vars["marts.fct_rai_intervals"]} == {7}  # the seed
+    assert after_vars == _full_refresh_of(warehouse, "full-3", **new_vars)

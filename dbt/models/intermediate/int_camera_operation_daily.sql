@@ -14,7 +14,9 @@
       'no_images'). With listed_downtime_from_gaps, the same for listed deployments whose
       table has no problem columns (the effort window's start and end count as images).
     - An inferred deployment counts whole days from its first to its last image day.
-    Two deployments of one camera on one day (retrieval and a new setup) add up. -#}
+    Two deployments of one camera on one day (retrieval and a new setup) add up.
+    A table: read by the effort of every mart (site-day effort, RAI units, deployments). -#}
+{{ config(materialized='table') }}
 {%- set s = population_settings() -%}
 
 with
@@ -28,7 +30,7 @@ problems as (
 ),
 
 media as (
-    select * from {{ ref('int_media_deployed') }}
+    select * from {{ ref('int_media_placed') }}
 ),
 
 points as (

@@ -11,22 +11,25 @@
     image 'blank'), and boxes flagged 'repeat_detection'.
 
     Incremental by media: a media is rebuilt when anything about it changed (its row, its boxes,
-    classifications, flags, reviews) or when the counting vars changed (media_state). -#}
+    classifications, flags, reviews) or when the counting vars changed (media_state); the
+    changed media are computed once, in the pre-hook (macros/incremental_media.sql). -#}
 {{ config(
     materialized='incremental',
     incremental_strategy='append',
     on_schema_change='append_new_columns',
-    pre_hook="{% if is_incremental() %}delete from {{ this }} where media_id in ({{ changed_media_sql(this) }}){% endif %}",
+    pre_hook="{% if is_incremental() %}{{ changed_media_prepare() }}{% endif %}",
+    post_hook="drop table if exists {{ changed_media_relation() }}",
 ) }}
 
 with
 
 changed_media as (
-    {{ changed_media_sql(this if is_incremental() else none) }}
-),
-
-media_state as (
-    {{ media_state_sql() }}
+    {#- media_id, media_state of the media to label (all of them on a full build) -#}
+    {%- if is_incremental() %}
+    select * from {{ changed_media_relation() }}
+    {%- else %}
+    {{ changed_media_sql(none) }}
+    {%- endif %}
 ),
 
 media as (
@@ -149,10 +152,10 @@ final as (
         labelled.captured_at,
 
         ----------  incremental bookkeeping
-        media_state.media_state
+        changed_media.media_state
     from labelled
-    inner join media_state
-        on labelled.media_id = media_state.media_id
+    inner join changed_media
+        on labelled.media_id = changed_media.media_id
 )
 
 select * from final

@@ -5,22 +5,38 @@
 
     An image-level human label (review.labels with no detection_id) replaces the model's
     unreviewed boxes of its category in that image: individuals = the reviewer's count, else
-    the number of such boxes, else 1 (give a count when labelling several species in one image). -#}
-{{ config(materialized='table') }}  {#- read by several marts: computed once -#}
+    the number of such boxes, else 1 (give a count when labelling several species in one image).
+
+    Stored (read by several marts) and incremental by media (macros/incremental_media.sql):
+    a media's rows are built again when its observation_state changed (its labelled
+    media_state, or its human labels in force). -#}
+{{ config(
+    materialized='incremental',
+    incremental_strategy='append',
+    on_schema_change='fail',
+    pre_hook="{% if is_incremental() %}{{ media_rebuild_prepare(observation_state_sql(), 'observation_state') }}{% endif %}",
+    post_hook="drop table if exists {{ changed_media_relation() }}",
+) }}
 
 with
 
+to_build as (
+    {{ media_to_build(observation_state_sql(), 'observation_state') }}
+),
+
 detections as (
     select * from {{ ref('int_detections_labelled') }}
-    where is_counted
+    where is_counted and media_id in (select media_id from to_build)
 ),
 
 media as (
     select * from {{ ref('stg_pipeline__media') }}
+    where media_id in (select media_id from to_build)
 ),
 
 reviews as (
     select * from {{ ref('int_human_labels') }}
+    where media_id in (select media_id from to_build)
 ),
 
 image_labels as (
@@ -162,10 +178,15 @@ final as (
         merged.max_confidence,
         merged.label_source,
         media.captured_on,
-        media.captured_at
+        media.captured_at,
+
+        ----------  incremental bookkeeping
+        to_build.observation_state
     from merged
     inner join media
         on merged.media_id = media.media_id
+    inner join to_build
+        on merged.media_id = to_build.media_id
 )
 
 select * from final

@@ -24,6 +24,14 @@ are sorted, so the result does not depend on row order, on other groups, or on t
   deployment has no between-deployment variance, which is not the same as a variance of 0).
 
 The vars reach a Python model through its config (``meta``, _intermediate__rai.yml).
+
+Incremental by group: ``int_rai_unit_values`` (the units counted per group, deployment and
+value) gives each group a ``group_digest`` of its rows and the bootstrap vars. The model keeps
+the rows of the last build whose group and digest are still current and draws only the other
+groups (a table rebuilt from them: dbt-duckdb's incremental Python models do not work with the
+attached warehouse). A group's draws depend on nothing but its own rows, the vars and its key
+(its own random stream), so a kept row is exact. ``--full-refresh`` empties the old table
+first (pre-hook, _intermediate__rai.yml), so every group is drawn again.
 """
 
 from __future__ import annotations
@@ -33,6 +41,7 @@ import math
 import statistics
 from typing import Any
 
+import duckdb
 import numpy as np
 import pyarrow as pa
 
@@ -53,6 +62,7 @@ SCHEMA = pa.schema(
         ("replicates", pa.int64()),
         ("seed", pa.int64()),
         ("unit", pa.string()),
+        ("group_digest", pa.uint64()),
     ]
 )
 
@@ -182,18 +192,19 @@ def model(dbt: Any, session: Any) -> pa.Table:
         "bootstrap_unit", dbt.config.meta_get("bootstrap_unit"), str,
         lambda v: v in ("camera_day", "deployment"), "'camera_day' or 'deployment'",
     )  # fmt: skip
-    group = "site_id, cast(period_start as varchar) as period_key, category, label"
     group_by = "site_id, period_key, category, label"
-    # one scan of the units view: its rows counted per group, deployment and value (camera-days
-    # repeat few values), kept in memory for both the draws and the per-deployment spread
+    current = dbt.ref("int_rai_unit_values")
+    kept = _kept_groups(session, str(dbt.this), current)
+    # the groups to draw, kept in memory for both the draws and the per-deployment spread
     counted = session.from_arrow(
-        dbt.ref("int_rai_units")
-        .aggregate(
-            f"{group}, deployment_id, events, trap_nights, count(*) as units",
-            f"{group_by}, deployment_id, events, trap_nights",
-        )
-        .to_arrow_table()
+        (current if kept is None else current.join(kept, list(KEY), how="anti")).to_arrow_table()
     )
+    digests = {
+        tuple(key): digest
+        for *key, digest in counted.aggregate(
+            f"{group_by}, any_value(group_digest)", group_by
+        ).fetchall()
+    }
     distinct = counted.aggregate(
         f"{group_by}, events, trap_nights, cast(sum(units) as bigint) as units",
         f"{group_by}, events, trap_nights",
@@ -214,4 +225,21 @@ def model(dbt: Any, session: Any) -> pa.Table:
     result["replicates"] = [replicates] * n
     result["seed"] = [seed] * n
     result["unit"] = [unit] * n
-    return pa.Table.from_pydict({f.name: result[f.name] for f in SCHEMA}, schema=SCHEMA)
+    result["group_digest"] = [digests[k] for k in keys]
+    drawn = pa.Table.from_pydict({f.name: result[f.name] for f in SCHEMA}, schema=SCHEMA)
+    return drawn if kept is None else pa.concat_tables([kept.to_arrow_table().cast(SCHEMA), drawn])
+
+
+def _kept_groups(session: Any, this: str, current: Any) -> Any:
+    """The last build's rows whose group and group_digest are current (None: no last build)."""
+    try:
+        stored = session.sql(f"select * from {this}")
+    except duckdb.CatalogException:  # no table yet: the first build
+        return None
+    if "group_digest" not in stored.columns:
+        return None  # built before groups had digests
+    key = ", ".join(KEY)
+    digests = current.aggregate(f"{key}, any_value(group_digest) as group_digest", key)
+    return stored.join(digests, [*KEY, "group_digest"], how="semi").project(
+        ", ".join(f.name for f in SCHEMA)
+    )

@@ -27,7 +27,7 @@ placed as (
     select
         deployment_id,
         count(*) as images
-    from {{ ref('int_media_deployed') }}
+    from {{ ref('int_media_placed') }}
     group by deployment_id
 )
 

@@ -11,7 +11,7 @@ observations as (
 ),
 
 placed as (
-    select * from {{ ref('int_media_deployed') }}
+    select * from {{ ref('int_media_placed') }}
 ),
 
 events as (
