@@ -14,12 +14,11 @@
         group by media_id
     ) as boxes
     left join (
-        {#- one hash of each row's text (duckdb's hash(a, b) xors the columns' hashes) -#}
         select
             media_id,
-            bit_xor(hash(concat_ws(
-                '|', crop_key, embedder, cast(sketch as varchar), cast(embedded_at as varchar)
-            ))) as digest
+            {{ rows_digest(
+                "crop_key", "embedder", "cast(sketch as varchar)", "cast(embedded_at as varchar)"
+            ) }} as digest
         from {{ ref('stg_pipeline__crop_embeddings') }}
         group by media_id
     ) as embedded

@@ -130,18 +130,26 @@
         group by media_id
     ) as labelled
     full outer join (
-        {#- one hash of each row's text (duckdb's hash(a, b) xors the columns' hashes) -#}
         select
             media_id,
-            bit_xor(hash(concat_ws(
-                '|', label_id, coalesce(detection_id, ''), coalesce(category, ''),
-                coalesce(label, ''), coalesce(cast(individuals as varchar), ''),
-                coalesce(cast(is_false_positive as varchar), ''),
-                coalesce(cast(is_image_label as varchar), ''),
-                coalesce(cast(reviewed_at as varchar), '')
-            ))) as digest
+            {{ rows_digest(
+                "label_id", "coalesce(detection_id, '')", "coalesce(category, '')",
+                "coalesce(label, '')", "coalesce(cast(individuals as varchar), '')",
+                "coalesce(cast(is_false_positive as varchar), '')",
+                "coalesce(cast(is_image_label as varchar), '')",
+                "coalesce(cast(reviewed_at as varchar), '')"
+            ) }} as digest
         from {{ ref('int_human_labels') }}
         group by media_id
     ) as reviews
         on labelled.media_id = reviews.media_id
+{%- endmacro %}
+
+
+{#- A digest of a group of rows (bit_xor of one hash per row): each row's columns are joined
+    into one text first, because duckdb's hash(a, b, ...) combines the columns' hashes by xor,
+    which the xor over the rows can then cancel (two cameras gaining the same number of empty
+    days left a group's digest unchanged). The arguments are SQL expressions of varchar. -#}
+{% macro rows_digest() -%}
+    bit_xor(hash(concat_ws('|', {{ varargs | join(', ') }})))
 {%- endmacro %}

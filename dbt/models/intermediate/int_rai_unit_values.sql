@@ -32,13 +32,10 @@ final as (
         hash(concat_ws(
             '|', '{{ r.confidence_level }}', '{{ r.bootstrap_replicates }}',
             '{{ r.bootstrap_seed }}', '{{ r.bootstrap_unit }}',
-            {#- one hash of each row's text: duckdb's hash(a, b, ...) combines the columns'
-                hashes by xor, which the xor over rows would cancel (two cameras gaining the
-                same zero days left a group's digest unchanged) -#}
-            cast(bit_xor(hash(concat_ws(
-                '|', deployment_id, cast(events as varchar), cast(trap_nights as varchar),
-                cast(units as varchar)
-            ))) over by_group as varchar),
+            cast({{ rows_digest(
+                "deployment_id", "cast(events as varchar)", "cast(trap_nights as varchar)",
+                "cast(units as varchar)"
+            ) }} over by_group as varchar),
             cast(count(*) over by_group as varchar)
         )) as group_digest
     from counted
