@@ -23,13 +23,13 @@ from flows.pipeline.listen_sources import FolderWatcher, ListenConfigError, webh
 from flows.pipeline.notifications import Notification, NotificationError, parse_notifications
 from flows.settings import load_settings
 from flows.store import listen_queue
-from flows.store.warehouse import open_file
-from tests._servers import json_sink, moto_s3
+from tests._listen import HUMAN, S3_SECRET_KEY, RecordingIngest, traps_bucket
+from tests._servers import json_sink
+from tests.conftest import query
 
-HUMAN = "google__cameratrapai/test_data/human.jpg"
 ELEPHANTS = "google__cameratrapai/test_data/african_elephants.jpg"
 TOKEN = "Listen-Tok3n-9f8e7d6c5b4a"
-SECRET_KEY = "s3-Secr3t-Key-0a1b2c3d"
+SECRET_KEY = S3_SECRET_KEY
 
 
 def _minio_event(key: str, sequencer: str, name: str = "s3:ObjectCreated:Put") -> dict[str, Any]:
@@ -69,28 +69,6 @@ def _post(port: int, body: Any, auth: str | None) -> tuple[int, dict[str, Any]]:
         return exc.code, json.loads(exc.read() or b"{}")
 
 
-def _rows(warehouse: Path, sql: str) -> list[tuple[Any, ...]]:
-    con = open_file(warehouse, read_only=True)
-    try:
-        return con.execute(sql).fetchall()
-    finally:
-        con.close()
-
-
-class _Ingest:
-    """The real ingest flow, counting its runs."""
-
-    def __init__(self) -> None:
-        from flows.ingest import ingest
-
-        self.flow = ingest
-        self.calls: list[list[str]] = []
-
-    def __call__(self, **kw: Any) -> Any:
-        self.calls.append(list(kw["paths"]))
-        return self.flow(**kw)
-
-
 # --------------------------------------------------------------------------- plain functions
 
 
@@ -113,7 +91,7 @@ def test_minio_sns_and_sqs_bodies_give_the_same_decoded_notification() -> None:
 def test_webhook_refuses_to_start_without_a_long_token(tmp_path: Path) -> None:
     base = {"source": str(tmp_path), "warehouse": tmp_path / "warehouse.duckdb", "listen_port": 0}
     for token in (None, "short"):
-        listener = Listener(load_settings(**base, listen_token=token), ingest=_Ingest())
+        listener = Listener(load_settings(**base, listen_token=token), ingest=RecordingIngest())
         with pytest.raises(ListenConfigError, match=r"TRAPFLOW_LISTEN_TOKEN|too short"):
             webhook(listener)
 
@@ -124,26 +102,9 @@ def test_webhook_refuses_to_start_without_a_long_token(tmp_path: Path) -> None:
 @pytest.fixture
 def s3_bucket(camtrap_dir: Path) -> Iterator[Any]:
     """A bucket 'traps' on moto's S3 server on loopback, with a person photo and a text file;
-    yields the filesystem and the server's request log."""
-    import fsspec
-
-    lines: list[str] = []
-
-    class _Log(logging.Handler):
-        def emit(self, record: logging.LogRecord) -> None:
-            lines.append(record.getMessage())
-
-    handler = _Log()
-    with moto_s3(SECRET_KEY):
-        logging.getLogger("werkzeug").addHandler(handler)
-        fs = fsspec.filesystem("s3", skip_instance_cache=True)
-        fs.mkdir("traps")
-        fs.pipe("traps/card/Serengeti/cam01/human shot.jpg", (camtrap_dir / HUMAN).read_bytes())
-        fs.pipe("traps/card/Serengeti/cam01/notes.txt", b"battery 80%")
-        try:
-            yield lines
-        finally:
-            logging.getLogger("werkzeug").removeHandler(handler)
+    yields the server's request log."""
+    with traps_bucket(camtrap_dir) as lines:
+        yield lines
 
 
 def test_minio_event_over_loopback_runs_the_key_and_delivers_the_alert(
@@ -158,7 +119,7 @@ def test_minio_event_over_loopback_runs_the_key_and_delivers_the_alert(
             source="s3://traps/card", warehouse=warehouse, layout="{site}/{camera}/...",
             build_marts=False, listen_port=0,
         )  # fmt: skip
-        ingest = _Ingest()
+        ingest = RecordingIngest()
         listener = Listener(settings, ingest=ingest)
         server = webhook(listener)
         try:
@@ -168,7 +129,7 @@ def test_minio_event_over_loopback_runs_the_key_and_delivers_the_alert(
             assert _post(port, event, None)[0] == 401
             assert _post(port, event, "Bearer wrong-token-wrong-token")[0] == 401
             assert _post(port, event, f"Basic {TOKEN}")[0] == 401  # not base64 of user:token
-            assert not warehouse.exists() or not _rows(
+            assert not warehouse.exists() or not query(
                 warehouse, "select * from listen.events"
             )  # nothing refused was stored
             status, body = _post(port, event, f"Bearer {TOKEN}")
@@ -201,10 +162,10 @@ def test_minio_event_over_loopback_runs_the_key_and_delivers_the_alert(
         finally:
             server.shutdown()
             server.server_close()
-    assert _rows(warehouse, "select count(*), min(file_path) from raw.media") == [
+    assert query(warehouse, "select count(*), min(file_path) from raw.media") == [
         (1, "Serengeti/cam01/human shot.jpg")
     ]
-    events = _rows(
+    events = query(
         warehouse,
         "select object_key, status, reason from listen.events order by received_at, event_name",
     )
@@ -237,7 +198,7 @@ def test_a_failing_key_is_dead_lettered_after_three_tries_and_replayed(
         source=str(folder), warehouse=warehouse, build_marts=False, listen_retry_s=0,
         layout="{site}/{camera}/...",
     )  # fmt: skip
-    ingest = _Ingest()
+    ingest = RecordingIngest()
     listener = Listener(settings, ingest=ingest)
     late = Notification(None, "S1/cam/late.jpg", "fs:created", None, "1f")
     assert listener.accept([late]).counts == {"pending": 1}
@@ -247,7 +208,7 @@ def test_a_failing_key_is_dead_lettered_after_three_tries_and_replayed(
     assert listener.drain().runs == 0 and ingest.calls == []  # dead: not tried again
 
     reopened = Listener(settings, ingest=ingest)  # a restart: the dead letter is in the file
-    (dead,) = _rows(warehouse, "select file_path, attempts, reason, replayed_at "
+    (dead,) = query(warehouse, "select file_path, attempts, reason, replayed_at "
                                "from listen.dead_letters")  # fmt: skip
     assert dead[:2] == ("S1/cam/late.jpg", 3) and dead[3] is None
     assert "FileNotFoundError" in dead[2]
@@ -255,11 +216,11 @@ def test_a_failing_key_is_dead_lettered_after_three_tries_and_replayed(
     assert reopened.replay_dead() == 1
     assert reopened.drain().done == 1
     assert ingest.calls == [["S1/cam/late.jpg"]]
-    assert _rows(warehouse, "select file_path, site_id, camera_id from raw.media") == [
+    assert query(warehouse, "select file_path, site_id, camera_id from raw.media") == [
         ("S1/cam/late.jpg", "S1", "cam")
     ]
-    assert _rows(warehouse, "select status, attempts from listen.events") == [("done", 0)]
-    assert _rows(warehouse, "select replayed_at is not null from listen.dead_letters") == [(True,)]
+    assert query(warehouse, "select status, attempts from listen.events") == [("done", 0)]
+    assert query(warehouse, "select replayed_at is not null from listen.dead_letters") == [(True,)]
     assert reopened.replay_dead() == 0  # replayed once
 
 
@@ -270,7 +231,7 @@ def test_folder_watcher_picks_up_a_photo_copied_in_once_it_is_whole(
     (folder / "S2" / "cam").mkdir(parents=True)
     warehouse = tmp_path / "warehouse.duckdb"
     settings = load_settings(source=str(folder), warehouse=warehouse, build_marts=False)
-    ingest = _Ingest()
+    ingest = RecordingIngest()
     listener = Listener(settings, ingest=ingest)
     watcher = FolderWatcher(listener, settle_s=0.4).start()
     try:
@@ -293,7 +254,7 @@ def test_folder_watcher_picks_up_a_photo_copied_in_once_it_is_whole(
     finally:
         watcher.stop()
     assert ingest.calls == [["S2/cam/human.jpg"]]
-    ((size, images),) = _rows(warehouse, "select max(file_size), count(*) from raw.media")
+    ((size, images),) = query(warehouse, "select max(file_size), count(*) from raw.media")
     assert (size, images) == (len(data), 1)  # read once it was complete
 
 
@@ -350,6 +311,6 @@ def test_two_pending_writes_run_once_and_a_failed_run_is_retried_with_its_error_
     third = Notification(None, "S1/a.jpg", "fs:created", None, "0c")
     listener.accept([third])
     assert (listener.drain().retrying, listener.drain().dead) == (1, 1)
-    ((error,),) = _rows(settings.warehouse_path, "select reason from listen.dead_letters")
+    ((error,),) = query(settings.warehouse_path, "select reason from listen.dead_letters")
     assert "could not reach" in error and SECRET_KEY not in error
     assert "dead letter S1/a.jpg" in caplog.text and SECRET_KEY not in caplog.text

@@ -19,12 +19,12 @@ import pytest
 from flows.pipeline.listen import Listener
 from flows.pipeline.listen_sqs import SqsConfigError, SqsPoller
 from flows.settings import load_settings
-from flows.store.warehouse import open_file
-from tests._servers import json_sink, moto_s3
+from tests._listen import HUMAN_KEY, S3_SECRET_KEY, RecordingIngest, traps_bucket
+from tests._servers import json_sink
+from tests.conftest import query
 
-HUMAN = "google__cameratrapai/test_data/human.jpg"
-SECRET_KEY = "sqs-Secr3t-Key-5e6f7a8b"
-KEY = "card/Serengeti/cam01/human shot.jpg"
+SECRET_KEY = S3_SECRET_KEY
+KEY = HUMAN_KEY
 
 
 def _s3_event(key: str, sequencer: str, name: str = "ObjectCreated:Put") -> dict[str, Any]:
@@ -37,14 +37,6 @@ def _s3_event(key: str, sequencer: str, name: str = "ObjectCreated:Put") -> dict
                "object": {"key": key.replace(" ", "+"), "size": 1997439,
                           "eTag": "0123456789abcdef", "sequencer": sequencer}},
     }]}  # fmt: skip
-
-
-def _rows(warehouse: Path, sql: str) -> list[tuple[Any, ...]]:
-    con = open_file(warehouse, read_only=True)
-    try:
-        return con.execute(sql).fetchall()
-    finally:
-        con.close()
 
 
 class _Lines(logging.Handler):
@@ -66,44 +58,16 @@ class _Lines(logging.Handler):
         super().close()
 
 
-class _Ingest:
-    def __init__(self) -> None:
-        from flows.ingest import ingest
-
-        self.flow = ingest
-        self.calls: list[list[str]] = []
-
-    def __call__(self, **kw: Any) -> Any:
-        self.calls.append(list(kw["paths"]))
-        return self.flow(**kw)
-
-
 @pytest.fixture
 def bucket_and_queue(camtrap_dir: Path) -> Iterator[tuple[Any, str, list[str]]]:
     """moto on loopback: bucket 'traps' with a person photo and a text file, and a queue;
     yields the SQS client, the queue URL and the server's request log."""
     import botocore.session
-    import fsspec
 
-    lines: list[str] = []
-
-    class _Log(logging.Handler):
-        def emit(self, record: logging.LogRecord) -> None:
-            lines.append(record.getMessage())
-
-    handler = _Log()
-    with moto_s3(SECRET_KEY):
-        logging.getLogger("werkzeug").addHandler(handler)
-        fs = fsspec.filesystem("s3", skip_instance_cache=True)
-        fs.mkdir("traps")
-        fs.pipe(f"traps/{KEY}", (camtrap_dir / HUMAN).read_bytes())
-        fs.pipe("traps/card/Serengeti/cam01/notes.txt", b"battery 80%")
+    with traps_bucket(camtrap_dir) as lines:
         sqs = botocore.session.get_session().create_client("sqs", region_name="us-east-1")
         url = sqs.create_queue(QueueName="traps-events")["QueueUrl"]
-        try:
-            yield sqs, url, lines
-        finally:
-            logging.getLogger("werkzeug").removeHandler(handler)
+        yield sqs, url, lines
 
 
 def _on_queue(sqs: Any, url: str) -> int:
@@ -138,7 +102,7 @@ def test_sqs_messages_run_exactly_the_notified_keys_and_are_deleted_once_stored(
             source="s3://traps/card", warehouse=warehouse, layout="{site}/{camera}/...",
             build_marts=False, listen_sqs_queue=url, listen_sqs_visibility_s=1,
         )  # fmt: skip
-        ingest = _Ingest()
+        ingest = RecordingIngest()
         listener = Listener(settings, ingest=ingest)
         poller = SqsPoller(listener, url, wait_s=0)
         poller.check()
@@ -162,10 +126,10 @@ def test_sqs_messages_run_exactly_the_notified_keys_and_are_deleted_once_stored(
         assert listener.drain().runs == 0
     # only the body that is no S3 event is left, for the queue's redrive policy
     assert _on_queue(sqs, url) == 1
-    assert _rows(warehouse, "select count(*), min(file_path) from raw.media") == [
+    assert query(warehouse, "select count(*), min(file_path) from raw.media") == [
         (1, "Serengeti/cam01/human shot.jpg")
     ]
-    assert sorted(_rows(warehouse, "select object_key, status, reason from listen.events")) == [
+    assert sorted(query(warehouse, "select object_key, status, reason from listen.events")) == [
         ("card/Serengeti/cam01/human shot.jpg", "done", None),
         ("card/Serengeti/cam01/human shot.jpg", "stale", None),
         ("card/Serengeti/cam01/notes.txt", "skipped", "not_an_image"),
@@ -193,7 +157,7 @@ def test_messages_not_stored_stay_on_the_queue_and_come_again(
         source="s3://traps/card", warehouse=warehouse, layout="{site}/{camera}/...",
         build_marts=False,
     )  # fmt: skip
-    listener = Listener(settings, ingest=_Ingest())
+    listener = Listener(settings, ingest=RecordingIngest())
     sqs.send_message(QueueUrl=url, MessageBody=json.dumps(_s3_event(KEY, "0A")))
     poller = SqsPoller(listener, url, wait_s=0, visibility_s=1)
     real_accept = listener.accept
@@ -210,13 +174,13 @@ def test_messages_not_stored_stay_on_the_queue_and_come_again(
     second = poller.receive_once()
     assert (second.messages, second.deleted) == (1, 1)
     assert _on_queue(sqs, url) == 0
-    assert _rows(warehouse, "select status from listen.events") == [("pending",)]
+    assert query(warehouse, "select status from listen.events") == [("pending",)]
 
 
 def test_a_wrong_queue_is_one_clear_line(trapflow_env, bucket_and_queue, tmp_path) -> None:
     _, url, _ = bucket_and_queue
     settings = load_settings(source="s3://traps/card", warehouse=tmp_path / "w.duckdb")
-    listener = Listener(settings, ingest=_Ingest())
+    listener = Listener(settings, ingest=RecordingIngest())
     with pytest.raises(SqsConfigError, match="takes the queue's URL"):
         SqsPoller(listener, "traps-events")
     with pytest.raises(SqsConfigError, match="cannot read the queue") as caught:
@@ -255,6 +219,6 @@ def test_cli_listen_sqs_takes_a_photo_and_stops_on_sigterm(
     assert "from the SQS queue" in out, out
     assert "done Serengeti/cam01/human shot.jpg" in out, out
     assert SECRET_KEY not in out
-    assert _rows(warehouse, "select file_path from raw.media") == [
+    assert query(warehouse, "select file_path from raw.media") == [
         ("Serengeti/cam01/human shot.jpg",)
     ]
