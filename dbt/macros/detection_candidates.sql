@@ -4,33 +4,18 @@
     comes from, and whether a label names a sensitive taxon. Each macro takes the names of
     CTEs the caller has defined, so a model can narrow them first (by changed media). -#}
 
-{#- The person-cue model's person boxes at or above the person threshold, from the latest
-    version of that model run on each media (``detections``: stg_pipeline__detections rows). -#}
-{% macro person_cue_boxes(detections) -%}
+{#- The person-cue model's person boxes at or above the person threshold (``latest_boxes``:
+    int_detections_latest_version rows, so only the latest version of that model run on each
+    media). -#}
+{% macro person_cue_boxes(latest_boxes) -%}
     {%- set s = population_settings() -%}
     {%- set thresholds = var('detection_thresholds') -%}
-    select {{ detections }}.*
-    from {{ detections }}
-    inner join (
-        select
-            media_id,
-            model_name,
-            model_version
-        from {{ detections }}
-        where model_name = '{{ s.person_cue_detector | replace("'", "''") }}'
-        group by media_id, model_name, model_version
-        qualify row_number() over (
-            partition by media_id, model_name
-            order by max(detected_at) desc, model_version desc
-        ) = 1
-    ) as person_cue_latest_versions
-        on
-            {{ detections }}.media_id = person_cue_latest_versions.media_id
-            and {{ detections }}.model_name = person_cue_latest_versions.model_name
-            and {{ detections }}.model_version = person_cue_latest_versions.model_version
+    select {{ latest_boxes }}.*
+    from {{ latest_boxes }}
     where
-        {{ detections }}.category = 'person'
-        and {{ detections }}.confidence >= cast({{ thresholds['person'] }} as double)
+        {{ latest_boxes }}.model_name = '{{ s.person_cue_detector | replace("'", "''") }}'
+        and {{ latest_boxes }}.category = 'person'
+        and {{ latest_boxes }}.confidence >= cast({{ thresholds['person'] }} as double)
 {%- endmacro %}
 
 {#- One row per candidate box with its evidence: the counting detectors' boxes at or above

@@ -106,7 +106,9 @@ def sensitive_site_ids(con: duckdb.DuckDBPyConnection) -> set[str]:
     """Sites where any camera ever recorded a sensitive taxon, as dbt decides it now
     (``marts.live_sites.is_sensitive``: the var sensitive_species over the labels that the
     counting rules say were recorded, reviews included). Empty without the live views."""
-    if not _relation_exists(con, "live_sites"):
+    from flows.store.warehouse import has_mart
+
+    if not has_mart(con, "live_sites"):
         return set()
     rows = con.execute("select site_id from marts.live_sites where is_sensitive").fetchall()
     return {str(site) for (site,) in rows}
@@ -136,20 +138,13 @@ def sensitive_sites(
     words = tuple(sensitive)
     if not any(words):
         return set()
+    from flows.store.warehouse import has_mart
+
     rows: list[tuple[object, object]] = []
-    if _relation_exists(con, "live_site_labels"):
+    if has_mart(con, "live_site_labels"):
         rows += con.execute("select site_id, label from marts.live_site_labels").fetchall()
-    if _relation_exists(con, "fct_daily_population"):  # what the dashboard counts
+    if has_mart(con, "fct_daily_population"):  # what the dashboard counts
         rows += con.execute(
             "select distinct site_id, lower(label) from marts.fct_daily_population"
         ).fetchall()
     return {str(site) for site, label in rows if is_sensitive(str(label or ""), words)}
-
-
-def _relation_exists(con: duckdb.DuckDBPyConnection, name: str) -> bool:
-    row = con.execute(
-        "select count(*) from information_schema.tables "
-        "where table_schema = 'marts' and table_name = ?",
-        [name],
-    ).fetchone()
-    return bool(row and row[0])

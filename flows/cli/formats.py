@@ -40,6 +40,11 @@ def export_mdjson(
     if not settings.warehouse_path.exists():
         raise fail(f"no warehouse at {settings.warehouse_path}: run 'trapflow run' first")
     try:
+        with console.status("creating marts.fct_detector_boxes (dbt) ..."):
+            _exports.ensure_detector_boxes(settings)
+    except user_errors() as exc:
+        raise fail_from(exc) from None
+    try:
         results = _exports.mdjson_results(
             settings.warehouse_path,
             animal_model=settings.animal_model,

@@ -21,6 +21,7 @@ from flows.formats.common import DETECTION_CATEGORIES, ExportError, MdJsonError
 from flows.formats.mdjson import (
     MD_FORMAT_VERSION,
     dump_mdjson,
+    ensure_detector_boxes,
     mdjson_results,
     read_mdjson,
     write_mdjson,
@@ -37,6 +38,7 @@ __all__ = [
     "ImportResult",
     "MdJsonError",
     "dump_mdjson",
+    "ensure_detector_boxes",
     "export_camtrapdp",
     "export_mart_csvs",
     "import_mdjson",

@@ -2,10 +2,12 @@
 and the check of a file to import (:func:`read_mdjson`; the import: ``mdjson_import``).
 
 The export is the stored output of the detectors the marts count (``animal_model`` for animals,
-``general_model`` for persons and vehicles, the latest version per image) down to the
-inference floor, as MegaDetector writes it: boxes are not thresholded here, the thresholds
-go into ``detector_metadata`` for the reader's tools. It reads boxes and classifications as
-stored (no dbt relation needed), so a warehouse that only holds an import exports too.
+``general_model`` for persons and vehicles) down to the inference floor, as MegaDetector
+writes it: boxes are not thresholded here, the thresholds go into ``detector_metadata`` for
+the reader's tools. The boxes are ``marts.fct_detector_boxes``: dbt decides which version of
+a model re-run on an image is the latest (int_detections_latest_version). It is a view, so a
+warehouse that only holds an import exports once dbt has created it
+(:data:`DETECTOR_BOXES_SELECT`, a few seconds; ``trapflow export mdjson`` does it).
 """
 
 from __future__ import annotations
@@ -25,9 +27,30 @@ from flows.formats.common import (
     iso_utc,
 )
 from flows.pipeline.discovery import site_and_camera
+from flows.settings import Settings
 from flows.store import warehouse as _warehouse
 
 MD_FORMAT_VERSION = "1.5"
+DETECTOR_BOXES = "fct_detector_boxes"
+# what ``dbt run --select`` creates for the export (views only, over raw)
+DETECTOR_BOXES_SELECT = f"+{DETECTOR_BOXES}"
+
+
+def has_detector_boxes(warehouse: Path) -> bool:
+    """Whether dbt has created ``marts.fct_detector_boxes`` in this warehouse."""
+    with _warehouse.connect(warehouse, read_only=True) as con:
+        return _warehouse.has_mart(con, DETECTOR_BOXES)
+
+
+def ensure_detector_boxes(settings: Settings) -> bool:
+    """Create ``marts.fct_detector_boxes`` with dbt (views only: a few seconds) where the
+    warehouse lacks it, e.g. one that only holds an import; whether dbt ran."""
+    if has_detector_boxes(settings.warehouse_path):
+        return False
+    from flows.store.dbt import run_dbt
+
+    run_dbt(settings, "run", "--select", DETECTOR_BOXES_SELECT)
+    return True
 
 
 def split_model(model: str) -> tuple[str, str]:
@@ -59,6 +82,11 @@ def mdjson_results(
         else {"animal": animal_model, "person": general_model, "vehicle": general_model}
     )
     sites = list(site)
+    if not has_detector_boxes(warehouse):
+        raise ExportError(
+            f"the warehouse {warehouse} has no marts.{DETECTOR_BOXES} yet: run 'trapflow marts' "
+            "(or 'trapflow export mdjson', which creates it) first"
+        )
     with _warehouse.connect(warehouse, read_only=True) as con:
         site_sql = " and site_id in (select unnest(?::varchar[]))" if sites else ""
         media = [
@@ -79,22 +107,12 @@ def mdjson_results(
         con.execute("create temp table _rules (category varchar, model_name varchar)")
         con.executemany("insert into _rules values (?, ?)", rule_rows)
         detections = con.execute(
-            """
-            with latest as (
-                select media_id, model_name, model_version
-                from raw.detections
-                group by media_id, model_name, model_version
-                qualify row_number() over (
-                    partition by media_id, model_name
-                    order by max(detected_at) desc, model_version desc) = 1
-            )
+            f"""
             select d.detection_id, d.media_id, d.model_name, d.model_version, d.category,
                    d.confidence, d.bbox_x, d.bbox_y, d.bbox_w, d.bbox_h, d.frame_number,
                    d.detected_at
-            from raw.detections d
+            from marts.{DETECTOR_BOXES} d
             join _rules r on d.category = r.category and d.model_name = r.model_name
-            join latest l on d.media_id = l.media_id and d.model_name = l.model_name
-                and d.model_version = l.model_version
             """
         ).fetchall()
         classifications = con.execute(

@@ -33,9 +33,9 @@ import numpy as np
 from flows.errors import UserError
 from flows.pipeline.embed import EmbedResult, embed_stored, embedder_id
 from flows.pipeline.relabel import RelabelResult, relabel
-from flows.pipeline.training import has_mart
 from flows.settings import Settings, load_settings
 from flows.store import Store
+from flows.store.warehouse import has_mart
 from models_ml import training
 from models_ml.training import AlreadyTrained, Examples, TrainingConfig, TrainResult
 

@@ -34,16 +34,6 @@ _REVIEWED = """
 """
 
 
-def has_mart(con: duckdb.DuckDBPyConnection, name: str) -> bool:
-    """Whether the marts hold ``name`` (a warehouse built before it was added does not)."""
-    row = con.execute(
-        "select count(*) from information_schema.tables "
-        "where table_schema = 'marts' and table_name = ?",
-        [name],
-    ).fetchone()
-    return bool(row and row[0])
-
-
 def _has_reviews(con: duckdb.DuckDBPyConnection) -> bool:
     try:
         row = con.execute("select count(*) from review.labels").fetchone()
@@ -65,7 +55,7 @@ def reviewed_labels(warehouse: Path) -> list[LabelledImage]:
         raise TrainingDataError(f"warehouse {warehouse} not found; check --warehouse")
     try:
         with _warehouse.connect(Path(warehouse), read_only=True) as con:
-            if not has_mart(con, "fct_label_reviews"):
+            if not _warehouse.has_mart(con, "fct_label_reviews"):
                 if _has_reviews(con):
                     raise TrainingDataError(
                         f"the warehouse {warehouse} has reviews but no marts yet: run "

@@ -342,16 +342,22 @@ def finish_run(con: duckdb.DuckDBPyConnection, run_id: str, values: dict[str, An
     con.execute(f"update raw.runs set {columns} where run_id = ?", [*values.values(), run_id])
 
 
+def has_mart(con: duckdb.DuckDBPyConnection, name: str) -> bool:
+    """Whether the marts hold ``name`` (a warehouse built before it was added does not)."""
+    row = con.execute(
+        "select count(*) from information_schema.tables "
+        "where table_schema = 'marts' and table_name = ?",
+        [name],
+    ).fetchone()
+    return bool(row and row[0])
+
+
 def has_marts(path: Path) -> bool:
     """Whether dbt has built the marts in this warehouse."""
     if not path.exists():
         return False
     with connect(path, read_only=True) as con:
-        row = con.execute(
-            "select count(*) from information_schema.tables "
-            "where table_schema = 'marts' and table_name = 'fct_daily_population'"
-        ).fetchone()
-    return bool(row and row[0])
+        return has_mart(con, "fct_daily_population")
 
 
 def quarantine_row(

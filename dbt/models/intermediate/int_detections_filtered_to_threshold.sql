@@ -1,12 +1,13 @@
 {#- The boxes that count: for each category only the model chosen by the vars
     (animal_detector, person_vehicle_detector), only at or above the category's
     threshold (detection_thresholds), and only from the latest version of that model
-    run on the media (so a re-run with a newer model version does not count twice). -#}
+    run on the media (int_detections_latest_version: a re-run with a newer model version
+    does not count twice). -#}
 
 with
 
 detections as (
-    select * from {{ ref('stg_pipeline__detections') }}
+    select * from {{ ref('int_detections_latest_version') }}
 ),
 
 media as (
@@ -15,28 +16,6 @@ media as (
 
 detection_rules as (
     {{ detection_rules_relation() }}
-),
-
-model_versions_run as (
-    select
-        media_id,
-        model_name,
-        model_version,
-        max(detected_at) as last_detected_at
-    from detections
-    group by media_id, model_name, model_version
-),
-
-latest_model_versions as (
-    select
-        media_id,
-        model_name,
-        model_version
-    from model_versions_run
-    qualify row_number() over (
-        partition by media_id, model_name
-        order by last_detected_at desc, model_version desc
-    ) = 1
 ),
 
 counted as (
@@ -48,11 +27,6 @@ counted as (
         on
             detections.category = detection_rules.category
             and detections.model_name = detection_rules.model_name
-    inner join latest_model_versions
-        on
-            detections.media_id = latest_model_versions.media_id
-            and detections.model_name = latest_model_versions.model_name
-            and detections.model_version = latest_model_versions.model_version
     where detections.confidence >= detection_rules.min_confidence
 ),
 

@@ -42,6 +42,11 @@ detections as (
     where media_id in (select media_id from changed_media)
 ),
 
+latest_boxes as (
+    select * from {{ ref('int_detections_latest_version') }}
+    where media_id in (select media_id from changed_media)
+),
+
 counted_by_threshold as (
     select * from {{ ref('int_detections_filtered_to_threshold') }}
     where media_id in (select media_id from changed_media)
@@ -73,7 +78,7 @@ image_verdicts as (
 ),
 
 person_cue as (
-    {{ person_cue_boxes('detections') }}
+    {{ person_cue_boxes('latest_boxes') }}
 ),
 
 candidates as (

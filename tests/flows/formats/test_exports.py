@@ -212,6 +212,41 @@ def test_mdjson_export_follows_the_format(sample_run: dict[str, Any]) -> None:
 
 
 @pytest.mark.slow  # the session's sample ingest; the test itself takes < 1 s
+def test_mdjson_exports_only_the_latest_version_dbt_picks(
+    sample_run: dict[str, Any], tmp_path: Path
+) -> None:
+    """The animal model re-run with a newer version on one photo: the export holds only the
+    new run's box there (dbt's int_detections_latest_version decides, through the
+    marts.fct_detector_boxes view: no rebuild), and the other photos keep theirs."""
+    warehouse = tmp_path / "copy.duckdb"
+    shutil.copy(sample_run["warehouse"], warehouse)
+    before = _exports.mdjson_results(warehouse, **MD_ARGS)
+    by_file = {im["file"]: im for im in before["images"]}
+    media_id, path, n_old = query(
+        warehouse,
+        "select d.media_id, m.file_path, count(*) from raw.detections d join raw.media m "
+        "using (media_id) where d.model_name = ? and d.category = 'animal' "
+        "group by all having count(*) >= 2 order by m.file_path limit 1",
+        [DEFAULTS.animal_model],
+    )[0]
+    assert sum(d["category"] == "1" for d in by_file[path]["detections"]) == n_old
+    with open_file(warehouse) as con:
+        con.execute(
+            "insert into raw.detections by name select * replace ("
+            "  md5(detection_id || 'v-next') as detection_id, 'v-next' as model_version,"
+            "  0.07 as confidence, detected_at + interval 1 day as detected_at)"
+            " from raw.detections where media_id = ? and model_name = ? limit 1",
+            [media_id, DEFAULTS.animal_model],
+        )
+    after = {im["file"]: im for im in _exports.mdjson_results(warehouse, **MD_ARGS)["images"]}
+    animals = [d for d in after[path]["detections"] if d["category"] == "1"]
+    assert [d["conf"] for d in animals] == [0.07]
+    assert {f: im for f, im in after.items() if f != path} == {
+        f: im for f, im in by_file.items() if f != path
+    }
+
+
+@pytest.mark.slow  # the session's sample ingest; the test itself takes < 1 s
 def test_mdjson_round_trip_is_identical(
     sample_run: dict[str, Any], camtrap_dir: Path, tmp_path: Path
 ) -> None:
@@ -225,6 +260,10 @@ def test_mdjson_round_trip_is_identical(
     result = _exports.import_mdjson(fresh, path, str(camtrap_dir))
     assert result.missing == [] and result.media_added > 100 and result.detections_added > 100
     assert result.failures == first.count('"failure"')
+    with pytest.raises(_exports.ExportError, match="fct_detector_boxes"):
+        _exports.mdjson_results(fresh, **MD_ARGS)  # an import only: dbt has not run yet
+    assert _exports.ensure_detector_boxes(Settings(warehouse=fresh, home=tmp_path))
+    assert not _exports.ensure_detector_boxes(Settings(warehouse=fresh, home=tmp_path))
     second = _exports.dump_mdjson(_exports.mdjson_results(fresh, **MD_ARGS))
     assert second == first
 
@@ -297,6 +336,7 @@ def test_import_of_another_tools_results(camtrap_dir: Path, tmp_path: Path) -> N
     ]
     assert query(warehouse, "select status from raw.runs") == [("completed",)]
 
+    _exports.ensure_detector_boxes(Settings(warehouse=warehouse, home=tmp_path))
     out = _exports.mdjson_results(warehouse, detector="md_v5a.0.0", **MD_ARGS)
     assert validate_md_batch(out) == []
     assert out["info"]["detector"] == "md_v5a.0.0@v5a.0.0"

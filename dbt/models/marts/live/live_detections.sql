@@ -22,6 +22,10 @@ media as (
     select * from {{ ref('stg_pipeline__media') }}
 ),
 
+latest_boxes as (
+    select * from {{ ref('int_detections_latest_version') }}
+),
+
 counted_by_threshold as (
     select * from {{ ref('int_detections_filtered_to_threshold') }}
 ),
@@ -63,7 +67,7 @@ image_verdicts as (
 ),
 
 person_cue as (
-    {{ person_cue_boxes('detections') }}
+    {{ person_cue_boxes('latest_boxes') }}
 ),
 
 candidates as (
