@@ -19,6 +19,12 @@ prints ONE JSON line:
   pipeline's own counters, summed over its threads, plus a single-threaded pass timing
   read/hash, EXIF and decode on their own); ``cpu_s`` and ``page_faults``: what each of the
   two runs cost the process (all threads), less noisy than wall time on a shared machine;
+* ``from_files_ips``: images/s of the bare loop a user would write on the photos themselves,
+  laid out like ``raw_ips`` (same sessions, as many loops side by side): read each file,
+  decode it (the same JPEG draft), preprocess, run the same model calls; no hashing, EXIF,
+  warehouse or queues. ``ratio_from_files`` = pipeline_ips / from_files_ips: what trapflow's
+  own work costs on top of what any program must do with a photo (``ratio`` also charges the
+  pipeline for decoding and preprocessing, which the tensor loop was given for free);
 * ``one_loop_ips``: the classic baseline, one bare loop over sessions with one onnxruntime
   thread per core (``inference_workers = 1``), and ``ratio_one_loop`` = pipeline_ips /
   one_loop_ips: what the layout of inference threads gains over it.
@@ -99,16 +105,19 @@ def _ocr_calls(reader: Any, rgb: Any) -> list[tuple[Any, Any, Any]]:
 
 def _decode_all(
     root: Path, groups: list[list[str]], draft: tuple[int, int]
-) -> tuple[list[list[tuple[Any, bool]]], dict]:
+) -> tuple[list[list[tuple[Any, bool]]], list[list[Path]], dict[str, float]]:
     """Per group of files (a pipeline batch): its unique decodable images (by SHA-256, first
-    seen wins, as in the pipeline) with whether EXIF gave a time, and single-threaded
-    read/EXIF/decode timings."""
+    seen wins, as in the pipeline) with whether EXIF gave a time, their files, and
+    single-threaded read/EXIF/decode timings."""
     seen: set[str] = set()
     out: list[list[tuple[Any, bool]]] = []
+    files: list[list[Path]] = []
     t_read = t_exif = t_decode = 0.0
     for paths in groups:
         images: list[tuple[Any, bool]] = []
+        kept: list[Path] = []
         out.append(images)
+        files.append(kept)
         for rel in paths:
             t0 = time.perf_counter()
             data = (root / rel).read_bytes()
@@ -134,11 +143,30 @@ def _decode_all(
             t_decode += time.perf_counter() - t3
             seen.add(digest)
             images.append((rgb, has_time))
-    return out, {"read_hash_s": t_read, "exif_s": t_exif, "decode_s": t_decode}
+            kept.append(root / rel)
+    return out, files, {"read_hash_s": t_read, "exif_s": t_exif, "decode_s": t_decode}
 
 
-def _raw_inputs(ctx: Any, images: list[tuple[Any, bool]], batch: int) -> list[tuple[Any, ...]]:
-    """(session, outputs, feeds) calls that the pipeline's models make on ``images``."""
+def _animal_boxes(ctx: Any, images: list[tuple[Any, bool]]) -> list[list[Any]]:
+    """The animal detector's animal boxes on each image (what the crops stages read)."""
+    animal = ctx.ensemble.detectors[0]
+    return [
+        [d for d in animal.detect(img, ctx.inference_floor) if d.category == "animal"]
+        for img, _ in images
+    ]
+
+
+def _raw_inputs(
+    ctx: Any,
+    images: list[tuple[Any, bool]],
+    batch: int,
+    boxes_per_image: list[list[Any]],
+    *,
+    run_ocr: bool = False,
+) -> list[tuple[Any, ...]]:
+    """(session, outputs, feeds) calls that the pipeline's models make on ``images``, the
+    model inputs preprocessed here; ``run_ocr``: read the info bars now instead of recording
+    the OCR model's calls."""
     calls: list[tuple[Any, ...]] = []
     ens = ctx.ensemble
     rgbs = [rgb for rgb, _ in images]
@@ -148,11 +176,6 @@ def _raw_inputs(ctx: Any, images: list[tuple[Any, bool]], batch: int) -> list[tu
         for start in range(0, len(pres), step):
             x = np.stack([p.arr for p in pres[start : start + step]])
             calls.append((det.session, [det._output_name], {det._input_name: x}))
-    animal = ens.detectors[0]
-    boxes_per_image = [
-        [d for d in animal.detect(img, ctx.inference_floor) if d.category == "animal"]
-        for img in rgbs
-    ]
     cue = ens.person_cue
     for (img, has_time), dets in zip(images, boxes_per_image, strict=True):
         if cue is not None:
@@ -166,8 +189,44 @@ def _raw_inputs(ctx: Any, images: list[tuple[Any, bool]], batch: int) -> list[tu
             if src:
                 calls.append((clf, _PREDICT, clf.preprocess(img, src)))
         if not has_time and ctx.info_bar is not None:
-            calls.extend(_ocr_calls(ctx.info_bar, img))
+            if run_ocr:
+                ctx.info_bar.read(img)
+            else:
+                calls.extend(_ocr_calls(ctx.info_bar, img))
     return calls
+
+
+def _file_loop(
+    ctx: Any,
+    files: list[Path],
+    has_time: list[bool],
+    boxes: list[list[Any]],
+    batch: int,
+    loops: int,
+) -> float:
+    """Seconds for the bare loop a user would write on the photos themselves: ``loops``
+    threads side by side, each taking every ``loops``-th run of ``batch`` photos, reading,
+    decoding (the same JPEG draft) and preprocessing them, then running the same model calls
+    (no hashing, EXIF, warehouse, or queues)."""
+    chunks = [list(range(i, min(i + batch, len(files)))) for i in range(0, len(files), batch)]
+    draft = ctx.ensemble.draft_size
+
+    def work(mine: list[list[int]]) -> None:
+        for chunk in mine:
+            images = [
+                (decode_rgb(open_image(files[i].read_bytes(), max_pixels=80_000_000),
+                            draft_size=draft), has_time[i])
+                for i in chunk
+            ]  # fmt: skip
+            _run_calls(_raw_inputs(ctx, images, batch, [boxes[i] for i in chunk], run_ocr=True))
+
+    t0 = time.perf_counter()
+    if loops <= 1:
+        work(chunks)
+    else:
+        with ThreadPoolExecutor(max_workers=loops) as pool:
+            list(pool.map(work, [chunks[i::loops] for i in range(loops)]))
+    return time.perf_counter() - t0
 
 
 def _usage() -> tuple[float, int]:
@@ -225,17 +284,29 @@ def main(argv: list[str] | None = None) -> int:
             files = files[: args.limit]
         batches = list(chunked(files, settings.batch_size))
 
-        groups, decode_profile = _decode_all(
+        groups, group_files, decode_profile = _decode_all(
             args.images.resolve(), [[f.path for f in b] for b in batches], ctx.ensemble.draft_size
         )
-        flat = [c for images in groups for c in _raw_inputs(ctx, images, args.batch)]
+        boxes = [_animal_boxes(ctx, images) for images in groups]
+        flat = [
+            c
+            for images, found in zip(groups, boxes, strict=True)
+            for c in _raw_inputs(ctx, images, args.batch, found)
+        ]
+        all_files = [f for fs in group_files for f in fs]
+        all_has_time = [t for images in groups for _, t in images]
+        all_boxes = [b for found in boxes for b in found]
         _raw_loop(flat[: min(len(flat), 6)])  # warm-up: first runs allocate
         # the classic baseline: one loop, sessions with one onnxruntime thread per core
         one = batch_context(
             settings.model_copy(update={"inference_workers": 1, "intra_op_threads": 0}),
             model_dir, source, run_id,
         )  # fmt: skip
-        one_flat = [c for images in groups for c in _raw_inputs(one, images, args.batch)]
+        one_flat = [
+            c
+            for images, found in zip(groups, boxes, strict=True)
+            for c in _raw_inputs(one, images, args.batch, found)
+        ]
         _raw_loop(one_flat[: min(len(one_flat), 6)])
         workers = ctx.inference_workers
 
@@ -247,6 +318,9 @@ def main(argv: list[str] | None = None) -> int:
             raw_s = _raw_loop(flat, workers)
             use1 = _usage()
             one_s = _raw_loop(one_flat)
+            use_f0 = _usage()
+            file_s = _file_loop(ctx, all_files, all_has_time, all_boxes, args.batch, workers)
+            use_f1 = _usage()
             warehouse = Path(tmp) / f"bench-{number}.duckdb"
             ctx = replace(ctx, warehouse=warehouse, run_id=uuid.uuid4().hex)
             with _warehouse.connect(warehouse) as con:
@@ -264,7 +338,8 @@ def main(argv: list[str] | None = None) -> int:
             pipeline_s = time.perf_counter() - t0
             use3 = _usage()
             extra = {
-                "list_s": list_s, "repeats_s": rde_s, "one_loop_s": one_s,
+                "list_s": list_s, "repeats_s": rde_s, "one_loop_s": one_s, "file_s": file_s,
+                "file_cpu_s": use_f1[0] - use_f0[0],
                 "raw_cpu_s": use1[0] - use0[0], "pipeline_cpu_s": use3[0] - use2[0],
                 "raw_faults": use1[1] - use0[1], "pipeline_faults": use3[1] - use2[1],
             }  # fmt: skip
@@ -292,12 +367,21 @@ def main(argv: list[str] | None = None) -> int:
         if extra["pipeline_cpu_s"]
         else None,
         "cpu_ratios": [round(e["raw_cpu_s"] / e["pipeline_cpu_s"], 3) for *_, e in pairs],
+        # the bare loop on the photos themselves (read, decode, preprocess, run)
+        "from_files_ips": round(n_raw / extra["file_s"], 3),
+        "ratio_from_files": round(pipeline_ips / (n_raw / extra["file_s"]), 3),
+        "ratios_from_files": [
+            round((st.images / p_s) / (n_raw / e["file_s"]), 3) for _, p_s, st, e in pairs
+        ],
+        "cpu_ratio_from_files": round(extra["file_cpu_s"] / extra["pipeline_cpu_s"], 3)
+        if extra["pipeline_cpu_s"]
+        else None,
         "one_loop_ips": round(one_loop_ips, 3),
         "ratio_one_loop": round(pipeline_ips / one_loop_ips, 3) if one_loop_ips else None,
         "raw_s": round(raw_s, 3),
         "pipeline_s": round(pipeline_s, 3),
         # CPU seconds (all threads) and minor page faults of the median pair's two runs
-        "cpu_s": {k: round(extra[f"{k}_cpu_s"], 2) for k in ("raw", "pipeline")},
+        "cpu_s": {k: round(extra[f"{k}_cpu_s"], 2) for k in ("raw", "file", "pipeline")},
         "page_faults": {k: int(extra[f"{k}_faults"]) for k in ("raw", "pipeline")},
         "models": list(ctx.ensemble.model_ids)
         + ([ctx.classifier.model_id] if ctx.classifier else [])
