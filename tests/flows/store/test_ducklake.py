@@ -174,9 +174,13 @@ def test_a_worker_killed_mid_run_loses_and_duplicates_nothing(
     proc = subprocess.Popen(argv, env=run_env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
     deadline = time.monotonic() + 300
-    while _lake_count(lake, data_path, "select count(*) from LAKE.raw.media") < 2:
+    while True:  # the worker is stopped while the lake is counted, so it cannot finish meanwhile
+        time.sleep(0.3)
+        os.killpg(proc.pid, signal.SIGSTOP)
+        if _lake_count(lake, data_path, "select count(*) from LAKE.raw.media") >= 2:
+            break
+        os.killpg(proc.pid, signal.SIGCONT)
         assert proc.poll() is None and time.monotonic() < deadline, "no batch was committed"
-        time.sleep(0.2)
     os.killpg(proc.pid, signal.SIGKILL)  # the next batch is being read, detected or committed
     proc.wait(timeout=30)
     stored = _lake_count(lake, data_path, "select count(*) from LAKE.raw.media")
