@@ -2,7 +2,7 @@
     label (int_detections_resolved's counting candidates), its top-1 classification (latest
     classifier run) and the key and sketch of the crop's cached embedding (the box's own crop,
     else the photo's whole frame; with several embedders cached, the first by name that has a
-    sketch). Bursts and the queue's ranks are int_label_crops' (they move with other photos).
+    sketch). Bursts and the queue's ranks are int_label_crop_ranks' (they move with other photos).
 
     Incremental by media (macros/incremental_label_crops.sql, incremental_media.sql:
     media_rebuild_prepare): a media's boxes are built again
