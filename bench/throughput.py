@@ -48,10 +48,11 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -73,6 +74,7 @@ from models_ml.person_cue import MIN_SOURCE_CONFIDENCE
 from models_ml.repeats import RepeatParams
 from models_ml.session import default_providers
 
+T = TypeVar("T")
 _PREDICT = object()  # marks a species-classifier call: predict(), not run()
 
 
@@ -220,13 +222,7 @@ def _file_loop(
             ]  # fmt: skip
             _run_calls(_raw_inputs(ctx, images, batch, [boxes[i] for i in chunk], run_ocr=True))
 
-    t0 = time.perf_counter()
-    if loops <= 1:
-        work(chunks)
-    else:
-        with ThreadPoolExecutor(max_workers=loops) as pool:
-            list(pool.map(work, [chunks[i::loops] for i in range(loops)]))
-    return time.perf_counter() - t0
+    return _side_by_side(work, chunks, loops)
 
 
 def _usage() -> tuple[float, int]:
@@ -243,15 +239,21 @@ def _run_calls(calls: list[tuple[Any, ...]]) -> None:
             session.run(outputs, feeds)
 
 
-def _raw_loop(calls: list[tuple[Any, ...]], loops: int = 1) -> float:
-    """Seconds for ``loops`` threads side by side, each running every ``loops``-th call."""
+def _side_by_side(work: Callable[[list[T]], None], items: list[T], loops: int) -> float:
+    """Seconds for ``loops`` threads side by side, each calling ``work`` on every
+    ``loops``-th item."""
     t0 = time.perf_counter()
     if loops <= 1:
-        _run_calls(calls)
+        work(items)
     else:
         with ThreadPoolExecutor(max_workers=loops) as pool:
-            list(pool.map(_run_calls, [calls[i::loops] for i in range(loops)]))
+            list(pool.map(work, [items[i::loops] for i in range(loops)]))
     return time.perf_counter() - t0
+
+
+def _raw_loop(calls: list[tuple[Any, ...]], loops: int = 1) -> float:
+    """Seconds for ``loops`` threads side by side, each running every ``loops``-th call."""
+    return _side_by_side(_run_calls, calls, loops)
 
 
 def main(argv: list[str] | None = None) -> int:

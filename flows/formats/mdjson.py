@@ -82,12 +82,12 @@ def mdjson_results(
         else {"animal": animal_model, "person": general_model, "vehicle": general_model}
     )
     sites = list(site)
-    if not has_detector_boxes(warehouse):
-        raise ExportError(
-            f"the warehouse {warehouse} has no marts.{DETECTOR_BOXES} yet: run 'trapflow marts' "
-            "(or 'trapflow export mdjson', which creates it) first"
-        )
     with _warehouse.connect(warehouse, read_only=True) as con:
+        if not _warehouse.has_mart(con, DETECTOR_BOXES):
+            raise ExportError(
+                f"the warehouse {warehouse} has no marts.{DETECTOR_BOXES} yet: run 'trapflow "
+                "marts' (or 'trapflow export mdjson', which creates it) first"
+            )
         site_sql = " and site_id in (select unnest(?::varchar[]))" if sites else ""
         media = [
             (m["media_id"], m["source_uri"], m["file_path"], m.get("fps"))
