@@ -46,14 +46,14 @@
 {%- endmacro %}
 
 {#- The media to (re)build and their current state: every media on a full build, else those
-    whose state differs from the one stored in `existing` (or that have none stored). -#}
-{% macro changed_media_sql(existing) -%}
-    {%- if existing is none -%}
+    whose state differs from the one stored in `stored_states` (or that have none stored). -#}
+{% macro changed_media_sql(stored_states) -%}
+    {%- if stored_states is none -%}
         {{ media_state_sql() }}
     {%- else -%}
         select current_state.media_id, current_state.media_state
         from ({{ media_state_sql() }}) as current_state
-        left join (select distinct media_id, media_state from {{ existing }}) as stored
+        left join {{ stored_states }} as stored
             on current_state.media_id = stored.media_id
         where stored.media_state is distinct from current_state.media_state
     {%- endif -%}
@@ -66,9 +66,39 @@
     {{ this.database }}.{{ this.schema }}.{{ this.identifier }}__changed
 {%- endmacro %}
 
+{#- The state every media had at the last build, one row per media (<model>__state), kept by
+    the post-hook: a media whose boxes are all below threshold has no row in the model, so
+    the model's own rows cannot say it was labelled already, and it would be labelled again on
+    every build. -#}
+{% macro media_states_relation() -%}
+    {{ this.database }}.{{ this.schema }}.{{ this.identifier }}__state
+{%- endmacro %}
+
 {% macro changed_media_prepare() -%}
-    create or replace table {{ changed_media_relation() }} as {{ changed_media_sql(this) }};
+    {%- set stored = adapter.get_relation(
+        database=this.database, schema=this.schema, identifier=this.identifier ~ '__state'
+    ) -%}
+    {%- if stored is none -%}
+    {#- a table built before the states were kept: its own rows' states, once -#}
+    create table {{ media_states_relation() }} as
+    select distinct media_id, media_state from {{ this }};
+    {%- endif %}
+    create or replace table {{ changed_media_relation() }} as
+    {{ changed_media_sql(media_states_relation()) }};
     delete from {{ this }} where media_id in (select media_id from {{ changed_media_relation() }})
+{%- endmacro %}
+
+{#- After the model: the stored states take this build's (all of them on a full build). -#}
+{% macro changed_media_finish() -%}
+    {%- if is_incremental() -%}
+    delete from {{ media_states_relation() }}
+    where media_id in (select media_id from {{ changed_media_relation() }});
+    insert into {{ media_states_relation() }}
+    select media_id, media_state from {{ changed_media_relation() }};
+    drop table if exists {{ changed_media_relation() }}
+    {%- else -%}
+    create or replace table {{ media_states_relation() }} as {{ media_state_sql() }}
+    {%- endif -%}
 {%- endmacro %}
 
 {#- Incremental by media on a state of the model's own (int_observations_per_image,

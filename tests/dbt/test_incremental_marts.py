@@ -207,3 +207,61 @@ def test_incremental_build_equals_full_refresh(tmp_path: Path) -> None:
     assert len(after_vars["marts.fct_events"]) < len(after_reviews["marts.fct_events"])
     assert {row[-3] for row in after_vars["marts.fct_rai_intervals"]} == {7}  # the seed
     assert after_vars == _full_refresh_of(warehouse, "full-3", **new_vars)
+
+
+def test_a_build_with_nothing_new_labels_no_media_again(tmp_path: Path) -> None:
+    """int_detections_labelled keeps every media's state from the last build (<model>__state),
+    so a media none of whose boxes is a candidate is not labelled again on every build: a row
+    planted for such a media, and a changed row of a labelled one, both outlive a build with
+    nothing new (a re-labelled media loses its rows first). A warehouse built before the
+    states were kept gets them from its own rows, once."""
+    warehouse = tmp_path / "w.duckdb"
+    _synthetic().generate(warehouse, 2_000, sites=2, cameras=2, days=10)
+    settings = Settings(warehouse=warehouse, home=warehouse.parent)
+    select = ("--select", "+int_detections_labelled")
+    run_dbt(settings, "run", *select, "--full-refresh")
+    model = "intermediate.int_detections_labelled"
+    with open_file(warehouse) as con:
+        states, media = con.execute(
+            f"select (select count(*) from {model}__state),"
+            " (select count(*) from staging.stg_pipeline__media)"
+        ).fetchone() or (0, 0)
+        assert states == media > 0  # every media, with candidates or not
+        unlabelled, labelled = (
+            (
+                con.execute(
+                    "select media_id from staging.stg_pipeline__media where media_id not in"
+                    f" (select media_id from {model}) order by media_id limit 1"
+                ).fetchone()
+                or ("",)
+            )[0],
+            (con.execute(f"select min(media_id) from {model}").fetchone() or ("",))[0],
+        )
+        con.execute(
+            f"insert into {model} select * replace ('{unlabelled}' as media_id) from {model}"
+            f" where media_id = '{labelled}' limit 1"
+        )
+        con.execute(f"update {model} set label_source = 'planted' where media_id = '{labelled}'")
+    run_dbt(settings, "run", *select)
+    with open_file(warehouse, read_only=True) as con:
+        planted = con.execute(
+            f"select count(*) filter (media_id = '{unlabelled}'),"
+            f" count(*) filter (label_source = 'planted') from {model}"
+        ).fetchone()
+    assert planted is not None and planted[0] == 1 and planted[1] > 0
+
+    with open_file(warehouse) as con:  # an older build: no states kept
+        con.execute(f"drop table {model}__state")
+        con.execute(f"delete from {model} where media_id = '{unlabelled}'")
+    run_dbt(settings, "run", *select)
+    with open_file(warehouse, read_only=True) as con:
+        kept = con.execute(f"select count(*) from {model}__state").fetchone()
+        assert kept == (media,)
+        rows = con.execute(f"select * from {model} order by all").fetchall()
+    run_dbt(settings, "run", *select, "--full-refresh")
+    with open_file(warehouse, read_only=True) as con:
+        full = con.execute(f"select * from {model} order by all").fetchall()
+    assert rows != full  # the planted labels were kept by the incremental builds ...
+    run_dbt(settings, "run", *select)
+    with open_file(warehouse, read_only=True) as con:
+        assert con.execute(f"select * from {model} order by all").fetchall() == full

@@ -1,7 +1,8 @@
 {#- One row per box that is a candidate for counting, with its resolved label and whether it
     counts. Candidates: the counting detectors' boxes at or above threshold (latest model
-    version, int_detections_filtered_to_threshold), the person-cue model's person boxes at or
-    above the person threshold, and any box a reviewer confirmed (whatever its confidence).
+    version: the rules of int_detections_filtered_to_threshold), the person-cue model's
+    person boxes at or above the person threshold, and any box a reviewer confirmed (whatever
+    its confidence).
 
     Label: review.labels (latest per detection) > top-1 classification with probability >=
     classification_threshold and not geofence-rolled-up (animals only) > the detector's label.
@@ -12,13 +13,14 @@
 
     Incremental by media: a media is rebuilt when anything about it changed (its row, its boxes,
     classifications, flags, reviews) or when the counting vars changed (media_state); the
-    changed media are computed once, in the pre-hook (macros/incremental_media.sql). -#}
+    changed media are computed once, in the pre-hook, against the states of the last build
+    (<model>__state, which the post-hook keeps; macros/incremental_media.sql). -#}
 {{ config(
     materialized='incremental',
     incremental_strategy='append',
     on_schema_change='append_new_columns',
     pre_hook="{% if is_incremental() %}{{ changed_media_prepare() }}{% endif %}",
-    post_hook="drop table if exists {{ changed_media_relation() }}",
+    post_hook="{{ changed_media_finish() }}",
 ) }}
 
 with
@@ -43,13 +45,14 @@ detections as (
 ),
 
 latest_boxes as (
-    select * from {{ ref('int_detections_latest_version') }}
-    where media_id in (select media_id from changed_media)
+    {#- the rules of int_detections_latest_version and int_detections_filtered_to_threshold
+        (macros/latest_version.sql), on the changed media's boxes only: a filter on those
+        views would still rank every box -#}
+    {{ latest_version_boxes('detections') }}
 ),
 
 counted_by_threshold as (
-    select * from {{ ref('int_detections_filtered_to_threshold') }}
-    where media_id in (select media_id from changed_media)
+    {{ boxes_at_threshold('latest_boxes', 'media') }}
 ),
 
 reviews as (
