@@ -9,7 +9,6 @@ yields its make, model and GPS, and the caller can fall back to the file time.
 from __future__ import annotations
 
 import io
-import math
 import os
 import re
 import struct
@@ -22,15 +21,26 @@ import piexif
 from PIL import ExifTags, Image, UnidentifiedImageError
 
 import models_ml._piexif_guard  # noqa: F401  (bounds piexif before any read: see there)
+from models_ml._exif_values import (
+    GPS_ALT,
+    GPS_LAT,
+    GPS_LAT_REF,
+    GPS_LON,
+    GPS_LON_REF,
+    MAX_TEXT_LENGTH,
+    BadValue,
+    altitude_parser,
+    as_text,
+    degrees_parser,
+    parse_orientation,
+    parse_text,
+    quote,
+)
 from models_ml._types import ExifRecord
 
 __all__ = ["MAX_TEXT_LENGTH", "read_exif"]
 
-#: Longest make/model/serial kept; longer values are cut (a 100 kB Make is garbage anyway).
-MAX_TEXT_LENGTH = 128
-
 _T = TypeVar("_T")
-_SHOWN = 40  # characters of a bad value quoted in a warning
 
 # Tag numbers (EXIF 2.32). IFD0 = the image's main directory.
 _MAKE, _MODEL, _ORIENTATION, _DATETIME = 0x010F, 0x0110, 0x0112, 0x0132
@@ -39,8 +49,6 @@ _OFFSET_TIME, _OFFSET_TIME_ORIGINAL, _OFFSET_TIME_DIGITIZED = 0x9010, 0x9011, 0x
 _SUBSEC_TIME, _SUBSEC_TIME_ORIGINAL, _SUBSEC_TIME_DIGITIZED = 0x9290, 0x9291, 0x9292
 _BODY_SERIAL, _CAMERA_SERIAL, _ADOBE_SERIAL = 0xA431, 0xC62F, 0xFDE9
 _MAKER_NOTE = 0x927C
-_GPS_LAT_REF, _GPS_LAT, _GPS_LON_REF, _GPS_LON = 1, 2, 3, 4
-_GPS_ALT_REF, _GPS_ALT = 5, 6
 
 #: EXIF capture-time tags, best first: (name, tag, its sub-second tag, its offset tag).
 #: DateTimeOriginal/Digitized live in the Exif IFD, DateTime (last changed) in IFD0.
@@ -75,11 +83,6 @@ _DATETIME_RE = re.compile(
     r"(?:[.,](?P<frac>\d{1,9}))?\s*(?P<tz>Z|[+-]\d{2}:?\d{2})?"
 )
 _OFFSET_RE = re.compile(r"(?P<sign>[+-])(?P<h>\d{2}):?(?P<m>\d{2})")
-_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
-
-
-class _BadValue(ValueError):
-    """A tag's value cannot be used; the message says why (in plain words)."""
 
 
 @dataclass
@@ -252,13 +255,15 @@ def _build(ifds: _Ifds, size: tuple[int, int] | None, warnings: list[str]) -> Ex
             height=size[1] if size else None,
             warnings=tuple(warnings),
         )
-    make = _field(ifds.ifd0, _MAKE, "Make", _text, warnings)
+    make = _field(ifds.ifd0, _MAKE, "Make", parse_text, warnings)
     maker_time, maker_serial = _reconyx_maker_note(ifds, make)
     captured_at, tag_name, utc_offset = _capture_time(ifds, maker_time, warnings)
     latitude, longitude = _coordinates(ifds.gps, warnings)
     serial = None
     for in_ifd0, tag in _SERIAL_TAGS:
-        serial = _field(ifds.ifd0 if in_ifd0 else ifds.exif, tag, _name_of(tag), _text, warnings)
+        serial = _field(
+            ifds.ifd0 if in_ifd0 else ifds.exif, tag, _name_of(tag), parse_text, warnings
+        )
         if serial:
             break
     serial = serial or maker_serial
@@ -268,13 +273,13 @@ def _build(ifds: _Ifds, size: tuple[int, int] | None, warnings: list[str]) -> Ex
         timestamp_tag=tag_name,
         latitude=latitude,
         longitude=longitude,
-        altitude=_field(ifds.gps, _GPS_ALT, "GPSAltitude", _altitude_parser(ifds.gps), warnings),
+        altitude=_field(ifds.gps, GPS_ALT, "GPSAltitude", altitude_parser(ifds.gps), warnings),
         make=make,
-        model=_field(ifds.ifd0, _MODEL, "Model", _text, warnings),
+        model=_field(ifds.ifd0, _MODEL, "Model", parse_text, warnings),
         serial=serial,
         width=size[0] if size else None,
         height=size[1] if size else None,
-        orientation=_field(ifds.ifd0, _ORIENTATION, "Orientation", _orientation, warnings),
+        orientation=_field(ifds.ifd0, _ORIENTATION, "Orientation", parse_orientation, warnings),
         warnings=tuple(warnings),
     )
 
@@ -291,7 +296,7 @@ def _field(
         return None
     try:
         return parse(ifd[tag], warnings, name)
-    except _BadValue as exc:
+    except BadValue as exc:
         warnings.append(f"{name} {exc}; ignored")
     except Exception as exc:  # a parser bug must not lose the rest of the record
         warnings.append(f"{name} could not be read ({_describe(exc)}); ignored")
@@ -317,7 +322,7 @@ def _capture_time(
     for name, value, subsec_tag, offset_tag in candidates:
         try:
             when = _parse_datetime(value)
-        except _BadValue as exc:
+        except BadValue as exc:
             rejected.append(f"{name} {exc}")
             continue
         chosen = (when, name, subsec_tag, offset_tag)
@@ -381,20 +386,20 @@ def _reconyx_maker_note(ifds: _Ifds, make: str | None) -> tuple[str | None, str 
     except (struct.error, ValueError):
         return None, None
     when = f"{year:04d}:{month:02d}:{day:02d} {hour:02d}:{mi:02d}:{sec:02d}"
-    return when, _as_text(serial)[:MAX_TEXT_LENGTH] or None
+    return when, as_text(serial)[:MAX_TEXT_LENGTH] or None
 
 
 def _parse_datetime(value: Any) -> datetime:
-    text = _as_text(value)
-    shown = _quote(text)
+    text = as_text(value)
+    shown = quote(text)
     if not text.replace(":", "").strip():  # '    :  :     :  :  ' = clock not set
-        raise _BadValue("is blank")
+        raise BadValue("is blank")
     m = _DATETIME_RE.fullmatch(text)
     if m is None:
-        raise _BadValue(f"{shown} is not a date (expected 'YYYY:MM:DD HH:MM:SS')")
+        raise BadValue(f"{shown} is not a date (expected 'YYYY:MM:DD HH:MM:SS')")
     year = int(m["y"])
     if year == 0:
-        raise _BadValue(f"{shown} is not a date (camera clock never set?)")
+        raise BadValue(f"{shown} is not a date (camera clock never set?)")
     frac = m["frac"] or ""
     try:
         when = datetime(
@@ -407,12 +412,12 @@ def _parse_datetime(value: Any) -> datetime:
             int(frac[:6].ljust(6, "0")),
         )
     except ValueError as exc:
-        raise _BadValue(f"{shown} is not a valid date ({exc})") from None
+        raise BadValue(f"{shown} is not a valid date ({exc})") from None
     max_year = datetime.now().year + 1
     if year < 1970:
-        raise _BadValue(f"{shown} is before 1970 (camera clock reset?)")
+        raise BadValue(f"{shown} is before 1970 (camera clock reset?)")
     if year > max_year:
-        raise _BadValue(f"{shown} is after {max_year} (camera clock wrong?)")
+        raise BadValue(f"{shown} is after {max_year} (camera clock wrong?)")
     if m["tz"]:
         offset = "+00:00" if m["tz"] == "Z" else _utc_offset(m["tz"], [], "")
         if offset:
@@ -421,21 +426,21 @@ def _parse_datetime(value: Any) -> datetime:
 
 
 def _subsec(value: Any, _warnings: list[str], _name: str) -> int | None:
-    text = _as_text(value)
+    text = as_text(value)
     if not text:
         return None
     if not text.isdigit() or not text.isascii():
-        raise _BadValue(f"{_quote(text)} is not a fraction of a second")
+        raise BadValue(f"{quote(text)} is not a fraction of a second")
     return int(text[:6].ljust(6, "0"))
 
 
 def _utc_offset(value: Any, _warnings: list[str], _name: str) -> str | None:
-    text = _as_text(value)
+    text = as_text(value)
     if not text or text.replace(":", "").strip() == "":  # '   :  ' = not set
         return None
     m = _OFFSET_RE.fullmatch(text)
     if m is None or int(m["h"]) > 14 or int(m["m"]) >= 60:
-        raise _BadValue(f"{_quote(text)} is not a UTC offset (expected '+HH:MM')")
+        raise BadValue(f"{quote(text)} is not a UTC offset (expected '+HH:MM')")
     return f"{m['sign']}{m['h']}:{m['m']}"
 
 
@@ -449,10 +454,10 @@ def _format_offset(when: datetime) -> str | None:
 
 
 def _coordinates(gps: Mapping[int, Any], warnings: list[str]) -> tuple[float | None, float | None]:
-    if _GPS_LAT not in gps and _GPS_LON not in gps:
+    if GPS_LAT not in gps and GPS_LON not in gps:
         return None, None
-    lat = _field(gps, _GPS_LAT, "GPSLatitude", _degrees_parser(gps, _GPS_LAT_REF, "NS"), warnings)
-    lon = _field(gps, _GPS_LON, "GPSLongitude", _degrees_parser(gps, _GPS_LON_REF, "EW"), warnings)
+    lat = _field(gps, GPS_LAT, "GPSLatitude", degrees_parser(gps, GPS_LAT_REF, "NS"), warnings)
+    lon = _field(gps, GPS_LON, "GPSLongitude", degrees_parser(gps, GPS_LON_REF, "EW"), warnings)
     if lat is not None and abs(lat) > 90:
         warnings.append(f"GPSLatitude {lat:.6f} is out of range (|latitude| <= 90); ignored")
         lat = None
@@ -466,138 +471,6 @@ def _coordinates(gps: Mapping[int, Any], warnings: list[str]) -> tuple[float | N
         warnings.append(f"{have} without a usable {missing}; GPS position ignored")
         return None, None
     return lat, lon
-
-
-def _degrees_parser(
-    gps: Mapping[int, Any], ref_tag: int, refs: str
-) -> Callable[[Any, list[str], str], float | None]:
-    axis = "GPSLatitude" if refs == "NS" else "GPSLongitude"
-
-    def parse(value: Any, warnings: list[str], _name: str) -> float:
-        parts = _rationals(value)
-        if not 1 <= len(parts) <= 3:
-            raise _BadValue(f"has {len(parts)} values (expected degrees, minutes, seconds)")
-        nums = [_ratio(n, d, warnings, axis) for n, d in parts]
-        degrees = abs(nums[0]) + sum(abs(x) / 60.0**i for i, x in enumerate(nums[1:], start=1))
-        sign = -1.0 if nums[0] < 0 else 1.0
-        ref = _as_text(gps.get(ref_tag, "")).upper()[:1]
-        if ref == refs[1]:
-            sign = -1.0
-        elif ref != refs[0]:
-            what = f"is {_quote(ref)}" if ref else "is missing"
-            assumed = "north" if refs == "NS" else "east"
-            warnings.append(
-                f"{axis}Ref {what} (expected {refs[0]} or {refs[1]}); assuming {assumed}"
-            )
-        if not math.isfinite(degrees):
-            raise _BadValue("is not a finite number")
-        return sign * degrees if degrees else 0.0
-
-    return parse
-
-
-def _altitude_parser(gps: Mapping[int, Any]) -> Callable[[Any, list[str], str], float | None]:
-    def parse(value: Any, warnings: list[str], _name: str) -> float:
-        parts = _rationals(value)
-        if len(parts) != 1:
-            raise _BadValue(f"has {len(parts)} values (expected one)")
-        metres = _ratio(*parts[0], warnings, "GPSAltitude")
-        ref = gps.get(_GPS_ALT_REF, 0)
-        if isinstance(ref, bytes | str):
-            ref = ref[:1]
-            ref = ref[0] if isinstance(ref, bytes) and ref else ref
-            ref = int(ref) if isinstance(ref, str) and ref.isdigit() else ref
-        if ref == 1 and metres > 0:
-            metres = -metres
-        elif ref not in (0, 1, b"", ""):
-            warnings.append(f"GPSAltitudeRef {ref!r} is not 0 or 1; assuming above sea level")
-        if not math.isfinite(metres) or abs(metres) > 100_000:
-            raise _BadValue(f"{metres} m is not a plausible altitude")
-        return metres
-
-    return parse
-
-
-def _rationals(value: Any) -> list[tuple[float, float]]:
-    """GPS rationals as (numerator, denominator) pairs, from Pillow or piexif values."""
-    if _is_rational(value):
-        return [_pair(value)]
-    if isinstance(value, tuple | list):
-        if len(value) == 2 and all(isinstance(x, int) and not isinstance(x, bool) for x in value):
-            return [(value[0], value[1])]  # piexif's single RATIONAL
-        if all(_is_rational(x) for x in value):
-            return [_pair(x) for x in value]
-    raise _BadValue(f"has unexpected type {type(value).__name__} ({_shorten(repr(value))})")
-
-
-def _is_rational(x: Any) -> bool:
-    if isinstance(x, bool):
-        return False
-    if isinstance(x, int | float):
-        return True
-    if hasattr(x, "numerator") and hasattr(x, "denominator"):
-        return True
-    return (
-        isinstance(x, tuple)
-        and len(x) == 2
-        and all(isinstance(y, int) and not isinstance(y, bool) for y in x)
-    )
-
-
-def _pair(x: Any) -> tuple[float, float]:
-    if isinstance(x, tuple):
-        return float(x[0]), float(x[1])
-    if isinstance(x, float):
-        return x, 1.0
-    return float(x.numerator), float(x.denominator)
-
-
-def _ratio(num: float, den: float, warnings: list[str], name: str) -> float:
-    if den == 0:
-        if num == 0:  # 0/0: "not recorded"; some cameras write it for unused seconds
-            warnings.append(f"{name} has a 0/0 component; treated as 0")
-            return 0.0
-        raise _BadValue(f"has a zero denominator ({num:g}/0)")
-    return num / den
-
-
-def _orientation(value: Any, _warnings: list[str], _name: str) -> int:
-    if isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 8:
-        return value
-    raise _BadValue(f"{_shorten(repr(value))} is not one of 1..8")
-
-
-def _text(value: Any, warnings: list[str], name: str) -> str | None:
-    """A printable string: cut at the first NUL, stripped, at most MAX_TEXT_LENGTH long."""
-    if not isinstance(value, str | bytes):
-        raise _BadValue(f"has unexpected type {type(value).__name__} (expected text)")
-    text = _as_text(value)
-    if len(text) > MAX_TEXT_LENGTH:
-        shown = _quote(text)
-        warnings.append(f"{name} {shown} is {len(text)} characters long; cut to {MAX_TEXT_LENGTH}")
-        text = text[:MAX_TEXT_LENGTH].rstrip()
-    return text or None
-
-
-def _as_text(value: Any) -> str:
-    """Tag text without NUL padding, control characters or surrounding whitespace."""
-    if isinstance(value, bytes):
-        try:
-            value = value.decode("utf-8")
-        except UnicodeDecodeError:
-            value = value.decode("latin-1")
-    elif not isinstance(value, str):
-        raise _BadValue(f"has unexpected type {type(value).__name__} (expected text)")
-    value = value.split("\x00", 1)[0]
-    return _CONTROL_RE.sub("", value).strip()
-
-
-def _quote(text: str) -> str:
-    return f"'{_shorten(text)}'"
-
-
-def _shorten(text: str) -> str:
-    return text if len(text) <= _SHOWN else text[: _SHOWN - 3] + "..."
 
 
 def _describe(exc: BaseException) -> str:
