@@ -60,6 +60,7 @@ def ingest(
     layout: str | None = None,
     build: bool | None = None,
     lake: str | None = None,
+    lake_data_path: str | None = None,
     batch_size: int | None = None,
     detection_thresholds: dict[str, float] | None = None,
     full_listing: bool | None = None,
@@ -72,7 +73,7 @@ def ingest(
     settings = load_settings(
         source=source, warehouse=warehouse, layout=layout, build_marts=build,
         batch_size=batch_size, detection_thresholds=detection_thresholds, lake=lake,
-        full_listing=full_listing,
+        lake_data_path=lake_data_path, full_listing=full_listing,
     )  # fmt: skip
     store = open_store(settings)  # the warehouse file or the lake, for the whole run
     logger = get_run_logger()

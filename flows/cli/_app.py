@@ -160,7 +160,15 @@ LakeOpt = Annotated[
     typer.Option(
         "--lake",
         help="Scale-out: a DuckLake, 'ducklake:postgres:dbname=... host=...' or "
-        "'ducklake:sqlite:/path' (data: TRAPFLOW_LAKE_DATA_PATH); env TRAPFLOW_LAKE.",
+        "'ducklake:sqlite:/path' (data: --lake-data-path); env TRAPFLOW_LAKE.",
+    ),
+]
+LakeDataOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--lake-data-path",
+        help="Where the DuckLake keeps its Parquet files: a folder or s3://bucket/prefix "
+        "(credentials from AWS_*); env TRAPFLOW_LAKE_DATA_PATH.",
     ),
 ]
 SitesOpt = Annotated[

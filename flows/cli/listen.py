@@ -10,6 +10,7 @@ from typing import Annotated, Any
 import typer
 
 from flows.cli._app import (
+    LakeDataOpt,
     LakeOpt,
     LayoutOpt,
     SourceOpt,
@@ -42,6 +43,7 @@ def listen(
     ] = False,
     batch_size: Annotated[int | None, typer.Option(help="Keys per ingest run.")] = None,
     lake: LakeOpt = None,
+    lake_data_path: LakeDataOpt = None,
     sqs: Annotated[
         str | None,
         typer.Option(help="Long-poll this SQS queue (its URL) for the bucket's S3 events."),
@@ -52,8 +54,8 @@ def listen(
     events. Only the notified keys are read; the bucket is never listed (docs/listen.md)."""
     settings = load_settings(
         source=source, warehouse=warehouse, layout=layout, build_marts=marts,
-        batch_size=batch_size, lake=lake, listen_host=host, listen_port=port,
-        listen_sqs_queue=sqs,
+        batch_size=batch_size, lake=lake, lake_data_path=lake_data_path, listen_host=host,
+        listen_port=port, listen_sqs_queue=sqs,
     )  # fmt: skip
     check_run(settings)
     _log_to_stderr()

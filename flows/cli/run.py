@@ -9,6 +9,7 @@ import duckdb
 import typer
 
 from flows.cli._app import (
+    LakeDataOpt,
     LakeOpt,
     LayoutOpt,
     SourceOpt,
@@ -36,6 +37,7 @@ def run(
     marts: Annotated[bool, typer.Option("--marts/--no-marts", help="Run dbt build after.")] = True,
     batch_size: Annotated[int | None, typer.Option(help="Images per batch.")] = None,
     lake: LakeOpt = None,
+    lake_data_path: LakeDataOpt = None,
     full_listing: Annotated[
         bool,
         typer.Option(
@@ -53,6 +55,7 @@ def run(
         batch_size=batch_size,
         interval=interval,
         lake=lake,
+        lake_data_path=lake_data_path,
     )
     check_run(settings)  # a user's mistake: one line, before any flow run or server
     start_temporary_server()  # when Prefect needs one: it stops with this process, -9 too
@@ -65,6 +68,7 @@ def run(
                 source=settings.source, warehouse=str(settings.warehouse_path),
                 layout=settings.layout, build=settings.build_marts,
                 batch_size=settings.batch_size, lake=settings.lake,
+                lake_data_path=settings.lake_data_path,
                 full_listing=full_listing or None,
             )  # fmt: skip
             full_listing = False  # --watch: the later polls follow full_listing_every_n

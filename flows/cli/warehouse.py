@@ -10,6 +10,7 @@ from typing import Any
 from rich.table import Table
 
 from flows.cli._app import (
+    LakeDataOpt,
     LakeOpt,
     WarehouseOpt,
     app,
@@ -20,12 +21,14 @@ from flows.settings import Settings, load_settings
 
 
 @app.command("marts")
-def marts_cmd(warehouse: WarehouseOpt = None, lake: LakeOpt = None) -> None:
+def marts_cmd(
+    warehouse: WarehouseOpt = None, lake: LakeOpt = None, lake_data_path: LakeDataOpt = None
+) -> None:
     """Rebuild the dbt marts (dbt build: models and tests); --lake: on one snapshot of it."""
     from flows.store import open_store
     from flows.store.dbt import DbtBuildError, run_dbt
 
-    settings = load_settings(warehouse=warehouse, lake=lake)
+    settings = load_settings(warehouse=warehouse, lake=lake, lake_data_path=lake_data_path)
     store = open_store(settings)
     if not store.exists():
         raise fail(f"no warehouse at {settings.warehouse_path}: run 'trapflow run' first")

@@ -54,6 +54,7 @@ class BatchContext:
     ocr_dayfirst: bool | None = None
     ocr_every_photo: bool = False  # read the info bar of photos with an EXIF time too
     lake: str | None = None  # scale-out: raw rows go to Parquet files here, not the warehouse
+    lake_data_path: str | None = None  # a DuckLake's Parquet files (Settings.lake_data_path)
     video_sample_rate: float = 1.0  # frames per second sampled from clips (plus the first)
     video_max_frames: int | None = None  # sampled frames per clip, at most
     species_keyword_parent: str = ""  # XMP 'Species|<name>' keywords -> human labels; '' = off
@@ -63,7 +64,11 @@ class BatchContext:
 
     def rows_store(self) -> Store:
         """The run's store; a context made without one gets the store its settings chose."""
-        return self.store if self.store is not None else store_for(self.warehouse, self.lake)
+        return (
+            self.store
+            if self.store is not None
+            else store_for(self.warehouse, self.lake, self.lake_data_path)
+        )
 
 
 def _user_models_key(settings: Settings) -> str:
@@ -221,6 +226,7 @@ def batch_context(
         ocr_dayfirst=settings.ocr_dayfirst,
         ocr_every_photo=settings.ocr_every_photo,
         lake=settings.lake,
+        lake_data_path=settings.lake_data_path,
         video_sample_rate=settings.video_sample_rate,
         video_max_frames=settings.video_max_frames,
         source_uri=source_uri,

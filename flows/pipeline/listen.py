@@ -175,7 +175,8 @@ class Listener:
             summary: _Summary = self.ingest(
                 source=self.settings.source, warehouse=str(self.settings.warehouse_path),
                 layout=self.settings.layout, build=self.settings.build_marts,
-                lake=self.settings.lake, batch_size=self.settings.batch_size,
+                lake=self.settings.lake, lake_data_path=self.settings.lake_data_path,
+                batch_size=self.settings.batch_size,
                 paths=list(by_path),
             )  # fmt: skip
         except Exception as exc:  # the whole run failed: every event counts an attempt

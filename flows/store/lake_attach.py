@@ -92,23 +92,34 @@ def attach_lake(
             options.append("read_only")
         if data_path and "://" not in data_path:
             Path(data_path).mkdir(parents=True, exist_ok=True)
-        target = lake if catalog_kind(lake) != "duckdb" else _file_catalog(lake)
+        target = lake if catalog_kind(lake) == "postgres" else _file_catalog(lake)
         suffix = f" ({', '.join(options)})" if options else ""
         con.execute(f"attach {sql_literal(target)} as {LAKE}{suffix}")
-    except duckdb.Error as exc:
+    except (duckdb.Error, OSError) as exc:
+        hint = (
+            "Is the catalog's database running and reachable ('make lake-up' starts a local "
+            "PostgreSQL)?"
+            if catalog_kind(lake) == "postgres"
+            else "Can this user create and write the catalog's file and the data folder?"
+        )
         error = LakeError(
             f"cannot open the DuckLake {redact(lake)!r} (data {data_path or 'in the catalog'}): "
-            f"{redact(str(exc)).splitlines()[0]}. Is the catalog's database running and "
-            "reachable ('make lake-up' starts a local PostgreSQL)? See docs/scaling.md"
+            f"{redact(str(exc)).splitlines()[0]}. {hint} See docs/scaling.md"
         )
         text = str(exc).lower()
-        error.racing = "initialize" in text and any(
-            word in text for word in ("duplicate key", "already exists", "conflict")
+        # another process creating the same new lake, or a SQLite catalog busy with another
+        # process's commit (or its creation): the caller tries again
+        error.racing = any(word in text for word in ("database is locked", "busy")) or (
+            "initialize" in text
+            and any(word in text for word in ("duplicate key", "already exists", "conflict"))
         )
         raise error from None
 
 
 def _file_catalog(lake: str) -> str:
-    path = Path(lake.removeprefix("ducklake:")).expanduser().absolute()
+    """A SQLite or DuckDB catalog's file by its absolute path, its folder made if missing."""
+    rest = lake.removeprefix("ducklake:")
+    prefix = "sqlite:" if rest.startswith("sqlite:") else ""
+    path = Path(rest.removeprefix(prefix)).expanduser().absolute()
     path.parent.mkdir(parents=True, exist_ok=True)
-    return f"ducklake:{path}"
+    return f"ducklake:{prefix}{path}"

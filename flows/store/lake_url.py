@@ -49,9 +49,9 @@ def check_lake_setting(lake: str | None, data_path: str | None) -> None:
         return
     if catalog_kind(lake) == "postgres" and not data_path:
         raise LakeError(
-            f"lake {redact(lake)!r} has its catalog in PostgreSQL but no lake_data_path: set "
-            "TRAPFLOW_LAKE_DATA_PATH (or lake_data_path in trapflow.toml) to a folder every "
-            "worker reaches or an s3:// prefix (docs/scaling.md)"
+            f"lake {redact(lake)!r} has its catalog in PostgreSQL but no lake_data_path: pass "
+            "--lake-data-path or set TRAPFLOW_LAKE_DATA_PATH (or lake_data_path in trapflow.toml) "
+            "to a folder every worker reaches or an s3:// prefix (docs/scaling.md)"
         )
 
 

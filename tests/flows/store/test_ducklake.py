@@ -163,6 +163,29 @@ def test_four_workers_with_data_in_s3(
     assert query(builder, "select status, count(*) from raw.runs group by 1") == [("completed", 4)]
 
 
+def test_two_workers_on_one_sqlite_catalog_with_lake_data_path(
+    worker_env: dict[str, str], photos: list[Path], single: Path, tmp_path: Path
+) -> None:
+    """One machine, no PostgreSQL: two processes share a SQLite catalog in a folder that does
+    not exist yet, the Parquet files go where --lake-data-path says (a name with a space), and
+    a busy catalog only delays a commit: every photo once, the same marts."""
+    lake = f"ducklake:sqlite:{tmp_path / 'new catalog' / 'lake.sqlite'}"
+    data = tmp_path / "lake data"
+    cards = [_card(tmp_path / "a", photos[:6]), _card(tmp_path / "b", photos[2:])]  # 4 shared
+    flag = ["--lake-data-path", str(data)]
+    _run_together([([*argv, *flag], env) for argv, env in _workers(tmp_path, worker_env, lake,
+                                                                   cards)])  # fmt: skip
+    builder = tmp_path / "builder.duckdb"
+    marts = subprocess.run([TRAPFLOW, "marts", "--lake", lake, *flag, "--warehouse", str(builder)],
+                           env=_env(worker_env, tmp_path / "prefect-m"), capture_output=True,
+                           text=True, timeout=300)  # fmt: skip
+    assert marts.returncode == 0, marts.stdout[-3000:] + marts.stderr[-3000:]
+    _assert_exactly_once(builder, photos, single)
+    assert query(builder, "select status, count(*) from raw.runs group by 1") == [("completed", 2)]
+    assert list(data.rglob("*.parquet"))  # the builder flushed the inlined rows there
+    assert not (tmp_path / "new catalog" / "lake.sqlite.files").exists()  # not the default
+
+
 def test_a_worker_killed_mid_run_loses_and_duplicates_nothing(
     pg: str, worker_env: dict[str, str], photos: list[Path], single: Path, tmp_path: Path
 ) -> None:

@@ -69,6 +69,24 @@ def test_an_unreachable_catalog_is_one_line_without_the_password(tmp_path: Path)
     assert "make lake-up" in message
 
 
+def test_a_file_catalog_gets_its_folder_and_an_unwritable_one_is_one_line(
+    tmp_path: Path,
+) -> None:
+    """A SQLite catalog in a folder not made yet is made; one under a file cannot be, and the
+    line says so (not PostgreSQL's 'make lake-up')."""
+    store = store_for(tmp_path / "w.duckdb", f"ducklake:sqlite:{tmp_path}/new/lake.sqlite",
+                      str(tmp_path / "data"))  # fmt: skip
+    assert store.exists() and (tmp_path / "new" / "lake.sqlite").is_file()
+    (tmp_path / "a-file").write_text("")
+    blocked = store_for(tmp_path / "w2.duckdb", f"ducklake:sqlite:{tmp_path}/a-file/lake.sqlite",
+                        str(tmp_path / "data2"))  # fmt: skip
+    with pytest.raises(LakeError) as caught:
+        blocked.exists()
+    message = str(caught.value)
+    assert "\n" not in message and "make lake-up" not in message
+    assert "create and write the catalog's file" in message
+
+
 def test_a_row_the_warehouse_would_refuse_fails_in_the_worker(tmp_path: Path) -> None:
     """NOT NULL as in the warehouse: a media row without its timestamp source fails its
     batch whole (nothing committed), instead of every later marts build's copy."""
