@@ -17,7 +17,8 @@ from flows.errors import UserError
 class LakeError(UserError, RuntimeError):
     """The lake cannot be used (bad URL, catalog unreachable, extension missing)."""
 
-    #: Lost a race with another process creating the same new lake: try again.
+    #: Lost a race with another process creating the same new lake, or found a SQLite catalog
+    #: busy with another process: try again.
     racing: bool = False
 
 
