@@ -15,7 +15,7 @@ from pathlib import Path
 import duckdb
 
 from flows.alerts.redaction import redact
-from flows.store.lake_url import LakeError, catalog_kind, default_data_path
+from flows.store.lake_url import LakeError, catalog_file, catalog_kind, default_data_path
 from flows.store.warehouse import sql_literal
 
 __all__ = ["LAKE", "attach_lake"]
@@ -40,9 +40,8 @@ def _extension_file(name: str) -> Path:
     return file
 
 
-def _extensions(lake: str, data_path: str | None) -> list[str]:
+def _extensions(kind: str, data_path: str | None) -> list[str]:
     names = ["ducklake"]
-    kind = catalog_kind(lake)
     if kind == "postgres":
         names.append("postgres_scanner")
     elif kind == "sqlite":
@@ -81,9 +80,9 @@ def attach_lake(
         "select count(*) from duckdb_databases() where database_name = ?", [LAKE]
     ).fetchone() != (0,):
         return
-    data_path = data_path or default_data_path(lake)
+    kind, data_path = catalog_kind(lake), data_path or default_data_path(lake)
     try:
-        for name in _extensions(lake, data_path):
+        for name in _extensions(kind, data_path):
             con.execute(f"load {sql_literal(_extension_file(name))}")
         if data_path and data_path.startswith("s3://"):
             _s3_secret(con)
@@ -92,14 +91,14 @@ def attach_lake(
             options.append("read_only")
         if data_path and "://" not in data_path:
             Path(data_path).mkdir(parents=True, exist_ok=True)
-        target = lake if catalog_kind(lake) == "postgres" else _file_catalog(lake)
+        target = _target(lake)
         suffix = f" ({', '.join(options)})" if options else ""
         con.execute(f"attach {sql_literal(target)} as {LAKE}{suffix}")
     except (duckdb.Error, OSError) as exc:
         hint = (
             "Is the catalog's database running and reachable ('make lake-up' starts a local "
             "PostgreSQL)?"
-            if catalog_kind(lake) == "postgres"
+            if kind == "postgres"
             else "Can this user create and write the catalog's file and the data folder?"
         )
         error = LakeError(
@@ -116,10 +115,12 @@ def attach_lake(
         raise error from None
 
 
-def _file_catalog(lake: str) -> str:
-    """A SQLite or DuckDB catalog's file by its absolute path, its folder made if missing."""
-    rest = lake.removeprefix("ducklake:")
-    prefix = "sqlite:" if rest.startswith("sqlite:") else ""
-    path = Path(rest.removeprefix(prefix)).expanduser().absolute()
+def _target(lake: str) -> str:
+    """What ATTACH opens: PostgreSQL's URL as given; a file catalog by its absolute path, its
+    folder made if missing."""
+    path = catalog_file(lake)
+    if path is None:
+        return lake
     path.parent.mkdir(parents=True, exist_ok=True)
-    return f"ducklake:{prefix}{path}"
+    kind = "sqlite:" if catalog_kind(lake) == "sqlite" else ""
+    return f"ducklake:{kind}{path}"

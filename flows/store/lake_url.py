@@ -56,10 +56,15 @@ def check_lake_setting(lake: str | None, data_path: str | None) -> None:
         )
 
 
-def default_data_path(lake: str) -> str | None:
-    """A file catalog keeps its data beside it (``<catalog>.files/``); PostgreSQL has none."""
-    kind = catalog_kind(lake)
-    if kind == "postgres":
+def catalog_file(lake: str) -> Path | None:
+    """A SQLite or DuckDB catalog's file, absolute; PostgreSQL's catalog is no file (None)."""
+    if catalog_kind(lake) == "postgres":
         return None
     path = lake.removeprefix("ducklake:").removeprefix("sqlite:")
-    return str(Path(path).expanduser().absolute()) + ".files/"
+    return Path(path).expanduser().absolute()
+
+
+def default_data_path(lake: str) -> str | None:
+    """A file catalog keeps its data beside it (``<catalog>.files/``); PostgreSQL has none."""
+    path = catalog_file(lake)
+    return None if path is None else f"{path}.files/"
