@@ -65,6 +65,24 @@ def _copy_parse(src: Path, dest: Path) -> None:
         pass
 
 
+def seed_parse(target: Path, warehouse_name: str, dbt_vars: str) -> Path:
+    """Start ``target`` (a dbt target folder) from the last good parse of a warehouse of this
+    name and vars when it has none of its own; returns that seed, for ``keep_parse``."""
+    key = hashlib.sha256(f"{warehouse_name}|{dbt_vars}".encode()).hexdigest()[:16]
+    seed = PARSE_SEEDS / key
+    parse = target / "partial_parse.msgpack"
+    if not parse.exists() and seed.exists():
+        _copy_parse(seed, parse)
+    return seed
+
+
+def keep_parse(target: Path, seed: Path) -> None:
+    """After a good run: ``target``'s parse becomes the seed for the next new warehouse."""
+    parse = target / "partial_parse.msgpack"
+    if parse.exists():
+        _copy_parse(parse, seed)
+
+
 def run_dbt(
     settings: Settings, command: str = "build", *extra: str, store: Store | None = None
 ) -> DbtResult:
@@ -78,10 +96,6 @@ def run_dbt(
     store.prepare_build()  # a DuckLake: one snapshot copied into raw.* (legacy lake: views)
     warehouse = Path(store.warehouse).absolute()
     dbt_vars = json.dumps(settings.dbt_vars())
-    parse = scratch / "target" / "partial_parse.msgpack"
-    seed = PARSE_SEEDS / (hashlib.sha256(f"{warehouse.name}|{dbt_vars}".encode()).hexdigest()[:16])
-    if not parse.exists() and seed.exists():
-        _copy_parse(seed, parse)
     argv = [
         dbt_executable(),
         command,
@@ -100,6 +114,7 @@ def run_dbt(
         "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
     }
     t0 = time.perf_counter()
+    seed = seed_parse(scratch / "target", warehouse.name, dbt_vars)
     proc = subprocess.run(
         argv, env=env, capture_output=True, text=True, cwd=warehouse.parent, check=False
     )
@@ -117,6 +132,5 @@ def run_dbt(
             + f"\nFull log: {log_path}. Fix the model or test named above, then run "
             "'trapflow marts' again."
         )
-    if parse.exists():
-        _copy_parse(parse, seed)
+    keep_parse(scratch / "target", seed)
     return DbtResult(seconds, log_path, output)

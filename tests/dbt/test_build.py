@@ -241,26 +241,39 @@ def full_fixture() -> dict[str, list[dict[str, Any]]]:
 def dbt_build(
     warehouse: Path, work_dir: Path, *extra: str, command: str = "build"
 ) -> subprocess.CompletedProcess[str]:
-    """Run `dbt build` the way the flows do: a subprocess, target/ and logs/ outside the repo."""
+    """Run `dbt build` the way the flows do (flows/store/dbt.py): a subprocess in the
+    warehouse's folder naming the file ``./<name>``, target/ and logs/ outside the repo, a new
+    target seeded with the last parse of this name and vars, and no YAML unit tests (the one
+    test of them selects them with ``command="test"``)."""
+    from flows.store.dbt import UNIT_TESTS_OFF, keep_parse, seed_parse
+
+    target = work_dir / "target"
+    dbt_vars = extra[extra.index("--vars") + 1] if "--vars" in extra else ""
     argv = [
         str(DBT_EXECUTABLE),
         command,
         "--project-dir", str(DBT_PROJECT_DIR),
         "--profiles-dir", str(DBT_PROJECT_DIR),
-        "--target-path", str(work_dir / "target"),
+        "--target-path", str(target),
         "--log-path", str(work_dir / "logs"),
         "--no-use-colors",
         "--warn-error",
+        *(UNIT_TESTS_OFF if command == "build" else ()),
         *extra,
     ]  # fmt: skip
     env = {
         **os.environ,
-        "TRAPFLOW_WAREHOUSE": str(warehouse),
+        "TRAPFLOW_WAREHOUSE": os.path.join(".", warehouse.name),
         "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
     }
-    return subprocess.run(
-        argv, cwd=work_dir, env=env, capture_output=True, text=True, timeout=180, check=False
-    )
+    seed = seed_parse(target, warehouse.name, dbt_vars)
+    result = subprocess.run(
+        argv, cwd=warehouse.parent, env=env, capture_output=True, text=True, timeout=180,
+        check=False,
+    )  # fmt: skip
+    if result.returncode == 0:
+        keep_parse(target, seed)
+    return result
 
 
 def assert_built(result: subprocess.CompletedProcess[str]) -> None:
