@@ -4,6 +4,7 @@ reviews, and the incremental model (a second build must equal a fresh one)."""
 from __future__ import annotations
 
 import json
+import shutil
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -42,6 +43,7 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
     work = tmp_path_factory.mktemp("population")
     warehouse = create_warehouse(work / "warehouse.duckdb", full_fixture())
     assert_built(dbt_build(warehouse, work))
+    shutil.copy2(warehouse, work / "pristine.duckdb")  # as built, for tests that change it
     return warehouse
 
 
@@ -110,9 +112,9 @@ def _review(label_id: str, media: str, **values: Any) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def test_reviews_win_and_are_picked_up_incrementally(tmp_path: Path) -> None:
-    warehouse = create_warehouse(tmp_path / "warehouse.duckdb", full_fixture())
-    assert_built(dbt_build(warehouse, tmp_path))
+def test_reviews_win_and_are_picked_up_incrementally(built: Path, tmp_path: Path) -> None:
+    warehouse = tmp_path / "warehouse.duckdb"
+    shutil.copy2(built.with_name("pristine.duckdb"), warehouse)  # the fixture, built
     m5_boxes = [r for r in detection_rows() if r["media_id"] == sha("m5")]
     reviews = [
         # m5 (3 animal boxes): the whole image is 3 zebras
