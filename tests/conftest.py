@@ -96,7 +96,7 @@ def trapflow_env(pulled_models: Path, model_mirror: Path) -> Iterator[dict[str, 
 
 
 @contextmanager
-def _exclusive(lock_file: Path) -> Iterator[None]:
+def exclusive(lock_file: Path) -> Iterator[None]:
     """Hold an exclusive lock on ``lock_file`` (the xdist workers of one run share it)."""
     import fcntl
 
@@ -122,7 +122,7 @@ def _ingested_once(
         summary = ingest(source=str(source), warehouse=str(warehouse))
         return {"summary": summary, "warehouse": warehouse}
     shared = tmp_path_factory.getbasetemp().parent / f"{name}-run"
-    with _exclusive(shared.with_suffix(".lock")):
+    with exclusive(shared.with_suffix(".lock")):
         if not (shared / "summary.pickle").exists():
             building = shared.with_name(f"{name}-run.building")
             shutil.rmtree(building, ignore_errors=True)

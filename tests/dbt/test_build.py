@@ -14,6 +14,7 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from datetime import date, datetime
@@ -336,12 +337,31 @@ EXPECTED_DEFAULT = {
 }
 
 
+def fixture_built(tmp_path_factory: pytest.TempPathFactory, name: str) -> Path:
+    """A copy, in a new folder, of the full fixture built by `dbt build` with the default vars.
+
+    The build runs once per test run (the xdist workers share it under a lock, as conftest's
+    sample ingest does): the modules that start from it only read it or build it again."""
+    from tests.conftest import exclusive
+
+    base = tmp_path_factory.getbasetemp()
+    shared = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "dbt-fixture"
+    with exclusive(shared.with_suffix(".lock")):
+        if not (shared / "warehouse.duckdb").exists():
+            building = shared.with_name("dbt-fixture.building")
+            shutil.rmtree(building, ignore_errors=True)
+            building.mkdir()
+            warehouse = create_warehouse(building / "warehouse.duckdb", full_fixture())
+            assert_built(dbt_build(warehouse, building))
+            building.rename(shared)
+    copy = tmp_path_factory.mktemp(name) / "warehouse.duckdb"
+    shutil.copy2(shared / "warehouse.duckdb", copy)
+    return copy
+
+
 @pytest.fixture(scope="module")
 def built_warehouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    work_dir = tmp_path_factory.mktemp("dbt_default")
-    warehouse = create_warehouse(work_dir / "warehouse.duckdb", full_fixture())
-    assert_built(dbt_build(warehouse, work_dir))
-    return warehouse
+    return fixture_built(tmp_path_factory, "dbt_default")
 
 
 def test_the_yaml_unit_tests_pass_here_and_a_run_s_build_skips_them(

@@ -11,19 +11,15 @@ import pytest
 
 from flows.store.warehouse import open_file
 from tests.dbt.test_build import (
-    assert_built,
     create_warehouse,
-    dbt_build,
-    full_fixture,
+    fixture_built,
     media_rows,
 )
 
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    work_dir = tmp_path_factory.mktemp("dbt_live")
-    warehouse = create_warehouse(work_dir / "warehouse.duckdb", full_fixture())
-    assert_built(dbt_build(warehouse, work_dir))
+    warehouse = fixture_built(tmp_path_factory, "dbt_live")
     return warehouse
 
 

@@ -17,6 +17,7 @@ from tests.dbt.test_build import (
     create_warehouse,
     dbt_build,
     detection_rows,
+    fixture_built,
     full_fixture,
     media_rows,
     sha,
@@ -40,10 +41,8 @@ def snapshot(warehouse: Path) -> dict[str, list[tuple[Any, ...]]]:
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    work = tmp_path_factory.mktemp("population")
-    warehouse = create_warehouse(work / "warehouse.duckdb", full_fixture())
-    assert_built(dbt_build(warehouse, work))
-    shutil.copy2(warehouse, work / "pristine.duckdb")  # as built, for tests that change it
+    warehouse = fixture_built(tmp_path_factory, "population")
+    shutil.copy2(warehouse, warehouse.with_name("pristine.duckdb"))  # for tests that change it
     return warehouse
 
 

@@ -22,6 +22,7 @@ from tests.dbt.test_build import (
     create_warehouse,
     dbt_build,
     detection_rows,
+    fixture_built,
     full_fixture,
     media_rows,
     sha,
@@ -57,9 +58,7 @@ def _vars(**values: Any) -> tuple[str, str]:
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    work = tmp_path_factory.mktemp("rai_intervals")
-    warehouse = create_warehouse(work / "warehouse.duckdb", full_fixture())
-    assert_built(dbt_build(warehouse, work))
+    warehouse = fixture_built(tmp_path_factory, "rai_intervals")
     return warehouse
 
 
