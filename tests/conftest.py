@@ -11,7 +11,7 @@ import dataclasses
 import os
 import pickle
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -108,30 +108,38 @@ def exclusive(lock_file: Path) -> Iterator[None]:
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
-def _ingested_once(
-    name: str, source: Path, tmp_path_factory: pytest.TempPathFactory
-) -> dict[str, Any]:
-    """A real ingest of ``source`` with the marts built, run once per test run.
+def built_once(
+    name: str, tmp_path_factory: pytest.TempPathFactory, build: Callable[[Path], None]
+) -> Path:
+    """A new folder of this test process's own with what ``build(folder)`` made there.
 
-    Under pytest-xdist the first worker that asks runs the ingest; every worker then gets its
-    own copy of that warehouse folder (a test may write to it), so the run happens once."""
-    from flows.ingest import ingest
-
-    if os.environ.get("PYTEST_XDIST_WORKER") is None:
-        warehouse = tmp_path_factory.mktemp(name) / "warehouse.duckdb"
-        summary = ingest(source=str(source), warehouse=str(warehouse))
-        return {"summary": summary, "warehouse": warehouse}
-    shared = tmp_path_factory.getbasetemp().parent / f"{name}-run"
+    ``build`` runs once per test run: under pytest-xdist the first worker that asks runs it
+    and the others wait on a lock; each caller then gets a copy (a test may write to it)."""
+    base = tmp_path_factory.getbasetemp()
+    shared = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / f"{name}-run"
     with exclusive(shared.with_suffix(".lock")):
-        if not (shared / "summary.pickle").exists():
+        if not shared.exists():
             building = shared.with_name(f"{name}-run.building")
             shutil.rmtree(building, ignore_errors=True)
             building.mkdir()
-            built = ingest(source=str(source), warehouse=str(building / "warehouse.duckdb"))
-            (building / "summary.pickle").write_bytes(pickle.dumps(built))
+            build(building)
             building.rename(shared)
     own = tmp_path_factory.mktemp(name)
     shutil.copytree(shared, own, dirs_exist_ok=True)
+    return own
+
+
+def _ingested_once(
+    name: str, source: Path, tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, Any]:
+    """A real ingest of ``source`` with the marts built, run once per test run (built_once)."""
+    from flows.ingest import ingest
+
+    def build(folder: Path) -> None:
+        built = ingest(source=str(source), warehouse=str(folder / "warehouse.duckdb"))
+        (folder / "summary.pickle").write_bytes(pickle.dumps(built))
+
+    own = built_once(name, tmp_path_factory, build)
     warehouse = own / "warehouse.duckdb"
     summary = pickle.loads((own / "summary.pickle").read_bytes())  # noqa: S301 (our own worker wrote it)
     return {

@@ -91,7 +91,7 @@ def attach_lake(
             options.append("read_only")
         if data_path and "://" not in data_path:
             Path(data_path).mkdir(parents=True, exist_ok=True)
-        target = _target(lake)
+        target = _target(lake, kind)
         suffix = f" ({', '.join(options)})" if options else ""
         con.execute(f"attach {sql_literal(target)} as {LAKE}{suffix}")
     except (duckdb.Error, OSError) as exc:
@@ -115,12 +115,11 @@ def attach_lake(
         raise error from None
 
 
-def _target(lake: str) -> str:
+def _target(lake: str, kind: str) -> str:
     """What ATTACH opens: PostgreSQL's URL as given; a file catalog by its absolute path, its
     folder made if missing."""
     path = catalog_file(lake)
     if path is None:
         return lake
     path.parent.mkdir(parents=True, exist_ok=True)
-    kind = "sqlite:" if catalog_kind(lake) == "sqlite" else ""
-    return f"ducklake:{kind}{path}"
+    return f"ducklake:{'sqlite:' if kind == 'sqlite' else ''}{path}"

@@ -337,31 +337,23 @@ EXPECTED_DEFAULT = {
 }
 
 
-def fixture_built(tmp_path_factory: pytest.TempPathFactory, name: str) -> Path:
-    """A copy, in a new folder, of the full fixture built by `dbt build` with the default vars.
+def fixture_built(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy, in a new folder, of the full fixture built by `dbt build` with the default vars,
+    built once per test run (conftest's built_once): the modules that start from it only read
+    it or build it again."""
+    from tests.conftest import built_once
 
-    The build runs once per test run (the xdist workers share it under a lock, as conftest's
-    sample ingest does): the modules that start from it only read it or build it again."""
-    from tests.conftest import exclusive
+    def build(folder: Path) -> None:
+        assert_built(
+            dbt_build(create_warehouse(folder / "warehouse.duckdb", full_fixture()), folder)
+        )
 
-    base = tmp_path_factory.getbasetemp()
-    shared = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "dbt-fixture"
-    with exclusive(shared.with_suffix(".lock")):
-        if not (shared / "warehouse.duckdb").exists():
-            building = shared.with_name("dbt-fixture.building")
-            shutil.rmtree(building, ignore_errors=True)
-            building.mkdir()
-            warehouse = create_warehouse(building / "warehouse.duckdb", full_fixture())
-            assert_built(dbt_build(warehouse, building))
-            building.rename(shared)
-    copy = tmp_path_factory.mktemp(name) / "warehouse.duckdb"
-    shutil.copy2(shared / "warehouse.duckdb", copy)
-    return copy
+    return built_once("dbt-fixture", tmp_path_factory, build).joinpath("warehouse.duckdb")
 
 
 @pytest.fixture(scope="module")
 def built_warehouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return fixture_built(tmp_path_factory, "dbt_default")
+    return fixture_built(tmp_path_factory)
 
 
 def test_the_yaml_unit_tests_pass_here_and_a_run_s_build_skips_them(
@@ -562,7 +554,6 @@ def test_dashboard_views_show_writes_before_the_next_build(
 ) -> None:
     """Reviews, alerts, runs and new media written after a build show in the marts at once;
     an alert's URL never does, and the freshness view says the tables are behind."""
-    import shutil
 
     warehouse = tmp_path / "copy.duckdb"
     shutil.copy2(built_warehouse, warehouse)

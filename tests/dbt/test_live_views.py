@@ -19,7 +19,7 @@ from tests.dbt.test_build import (
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    warehouse = fixture_built(tmp_path_factory, "dbt_live")
+    warehouse = fixture_built(tmp_path_factory)
     return warehouse
 
 

@@ -41,7 +41,7 @@ def snapshot(warehouse: Path) -> dict[str, list[tuple[Any, ...]]]:
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    warehouse = fixture_built(tmp_path_factory, "population")
+    warehouse = fixture_built(tmp_path_factory)
     shutil.copy2(warehouse, warehouse.with_name("pristine.duckdb"))  # for tests that change it
     return warehouse
 

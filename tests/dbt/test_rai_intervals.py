@@ -58,7 +58,7 @@ def _vars(**values: Any) -> tuple[str, str]:
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    warehouse = fixture_built(tmp_path_factory, "rai_intervals")
+    warehouse = fixture_built(tmp_path_factory)
     return warehouse
 
 
