@@ -30,10 +30,7 @@
     select * from validation
 {% endtest %}
 
-{#- A key column: unique and never null, in one scan (the pair of dbt's `unique` and
-    `not_null` scans the model twice, and a view computes its whole query for each: at 1M
-    boxes the key tests of the live views cost ~2 s a scan). Fails with one row per null or
-    repeated key, and says which. -#}
+{#- A key column: unique and never null in one scan (_macros.yml). -#}
 {% test primary_key(model, column_name) %}
 
     with
