@@ -24,7 +24,7 @@ MARTS = (
     "marts.fct_population_variance", "marts.fct_population_trend", "marts.fct_camera_operation",
     "marts.dim_deployments", "marts.fct_human_activity", "marts.fct_rai_intervals",
     "intermediate.int_label_crops", "intermediate.int_media_placed",
-    "intermediate.int_observations_per_image",
+    "intermediate.int_observations_per_image", "intermediate.int_media_bursts",
 )  # fmt: skip
 SELECT = ("--select", *(f"+{m.split('.')[1]}" for m in MARTS))
 

@@ -3,7 +3,18 @@
     de-duplicated per image) and the deployment it was placed in. captured_at is the corrected
     time the events use (clock shifts and the deployment's offset: int_media_deployed, else
     int_media_located's shifted time); camera_captured_at what the camera wrote. latitude and
-    longitude are the image's GPS unless it is a placeholder (int_media_located). -#}
+    longitude are the image's GPS unless it is a placeholder (int_media_located).
+
+    Incremental by media: every row is computed (the inputs are stored tables, cheap to
+    read), and only the rows that differ from the stored ones are written (delete+insert on
+    media_id); writing 700k rows was most of this model's cost. Exact by construction: a row
+    is kept only where it is equal to what a full build writes. -#}
+{{ config(
+    materialized='incremental',
+    incremental_strategy='delete+insert',
+    unique_key='media_id',
+    on_schema_change='fail',
+) }}
 
 with
 
@@ -77,3 +88,7 @@ final as (
 )
 
 select * from final
+{%- if is_incremental() %}
+except
+select * from {{ this }}
+{%- endif %}
