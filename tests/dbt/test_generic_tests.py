@@ -13,29 +13,54 @@ import pytest
 from flows.store.warehouse import open_file
 from tests.dbt.test_build import dbt_build, fixture_built
 
+RUNS_TEST = "primary_key_stg_pipeline__runs_run_id__run_status"
 
-def test_primary_key_fails_on_a_repeated_and_a_null_key_and_passes_on_the_fixture(
+
+def test_primary_key_fails_on_repeated_and_null_keys_null_columns_and_false_rows(
     tmp_path_factory: pytest.TempPathFactory, tmp_path: Path
 ) -> None:
-    # the fixture's own `dbt build` (every data test, primary_key's 24 included) must pass
+    # the fixture's own `dbt build` (every data test, every primary_key included) must pass
     built = fixture_built(tmp_path_factory)
-    select = ("--select", "stg_pipeline__runs,test_name:primary_key")
+    select = (
+        "--select", "stg_pipeline__runs,test_name:primary_key",
+        "live_detections,test_name:primary_key",
+    )  # fmt: skip
     warehouse = tmp_path / "warehouse.duckdb"
     shutil.copy2(built, warehouse)
     with open_file(warehouse) as con:
-        # the same table without its key constraint, so a repeated and a null key can land
+        # the same tables without their constraints, so repeated and null values can land
         con.execute("create or replace table raw.runs as select * from raw.runs")
         con.execute("insert into raw.runs select * from raw.runs limit 1")
         con.execute("insert into raw.runs select * replace (null as run_id) from raw.runs limit 1")
+        con.execute(
+            "insert into raw.runs select * replace ('no-status' as run_id, null as status)"
+            " from raw.runs where run_id is not null limit 1"
+        )
+        con.execute("create or replace table raw.detections as select * from raw.detections")
+        con.execute("insert into raw.detections select * from raw.detections limit 1")
+        con.execute(
+            "insert into raw.detections select * replace ('out-of-range' as detection_id,"
+            " 1.5 as confidence) from raw.detections order by detection_id limit 1"
+        )
     result = dbt_build(warehouse, tmp_path, *select, "--store-failures", command="test")
     assert result.returncode != 0
-    assert "primary_key_stg_pipeline__runs_run_id" in result.stdout, result.stdout[-3000:]
-    assert "Got 2 results" in result.stdout, result.stdout[-3000:]
+    assert RUNS_TEST in result.stdout, result.stdout[-3000:]
+    assert "Got 3 results" in result.stdout, result.stdout[-3000:]
     with open_file(warehouse, read_only=True) as con:
-        (failures,) = con.execute(
-            "select table_schema || '.' || table_name from information_schema.tables"
-            " where table_name = 'primary_key_stg_pipeline__runs_run_id'"
-        ).fetchone() or (None,)
-        assert failures, "dbt stored no failures"
-        problems = con.execute(f"select problem, n_records from {failures} order by 1").fetchall()
-    assert problems == [("null key", 1), ("repeated key", 2)]
+        tables = dict(
+            con.execute(
+                "select table_name, table_schema || '.' || table_name from"
+                " information_schema.tables where table_name like 'primary_key_%'"
+            ).fetchall()
+        )
+        assert RUNS_TEST in tables, f"stored: {sorted(tables)}"
+        runs = con.execute(
+            f"select problem, n_records from {tables[RUNS_TEST]} order by 1"
+        ).fetchall()
+        (live,) = [name for name in tables if "live_detections" in name]
+        boxes = con.execute(
+            f"select key_value, problem from {tables[live]} order by 2, 1"
+        ).fetchall()
+    assert runs == [("null key", 1), ("null run_status", 1), ("repeated key", 2)]
+    assert [problem for _, problem in boxes] == ["expression false", "repeated key"]
+    assert boxes[0][0] == "out-of-range"

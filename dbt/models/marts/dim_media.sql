@@ -5,15 +5,14 @@
     int_media_located's shifted time); camera_captured_at what the camera wrote. latitude and
     longitude are the image's GPS unless it is a placeholder (int_media_located).
 
-    Incremental by media: every row is computed (the inputs are stored tables, cheap to
-    read), and only the rows that differ from the stored ones are written (delete+insert on
-    media_id); writing 700k rows was most of this model's cost. Exact by construction: a row
-    is kept only where it is equal to what a full build writes. -#}
+    Written as the rows that differ from the stored ones (macros/incremental_rows.sql):
+    writing 700k rows was most of this model's cost. -#}
 {{ config(
     materialized='incremental',
     incremental_strategy='delete+insert',
     unique_key='media_id',
     on_schema_change='fail',
+    post_hook="{{ gone_rows_deleted('media_id', ref('stg_pipeline__media')) }}",
 ) }}
 
 with
@@ -88,7 +87,4 @@ final as (
 )
 
 select * from final
-{%- if is_incremental() %}
-except
-select * from {{ this }}
-{%- endif %}
+{{ changed_rows_only() }}

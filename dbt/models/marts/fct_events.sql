@@ -1,4 +1,12 @@
-{#- One row per independent event (int_events_grouped): a site x label visit. -#}
+{#- One row per independent event (int_events_grouped): a site x label visit. Written as the
+    rows that differ from the stored ones (macros/incremental_rows.sql). -#}
+{{ config(
+    materialized='incremental',
+    incremental_strategy='delete+insert',
+    unique_key='event_id',
+    on_schema_change='fail',
+    post_hook="{{ gone_rows_deleted('event_id', ref('int_events_grouped')) }}",
+) }}
 
 with
 
@@ -23,3 +31,4 @@ select
     cast(cameras as bigint) as cameras,
     cast(max_count as bigint) as max_count
 from events
+{{ changed_rows_only() }}
