@@ -37,9 +37,15 @@
         group by all
     ),
     starts as (
-        select site_id, camera_id, burst_number, min(captured_at) as started_at
-        from {{ this }}
-        where captured_at is not null
+        {#- the stored bursts of the cameras with new photos only: a poll of one card reads
+            one camera's rows, a build with nothing new none -#}
+        select stored.site_id, stored.camera_id, stored.burst_number,
+            min(stored.captured_at) as started_at
+        from {{ this }} as stored
+        semi join new_photos
+            on stored.site_id = new_photos.site_id
+            and stored.camera_id = new_photos.camera_id
+        where stored.captured_at is not null
         group by all
     )
     select
